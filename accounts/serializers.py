@@ -1,0 +1,60 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Department, Membership, Role, User
+from .selectors import navigation_for
+
+
+class DepartmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Department
+        fields = ["id", "name", "name_zh", "code", "parent", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    department_code = serializers.CharField(source="department.code", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "username", "department", "department_code", "role", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class MembershipRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "first_name", "last_name", "email", "is_active"]
+        read_only_fields = fields
+
+
+class NavigationSerializer(serializers.Serializer):
+    knowledge = serializers.BooleanField()
+    chat = serializers.BooleanField()
+    training = serializers.BooleanField()
+    compliance = serializers.BooleanField()
+    admin = serializers.BooleanField()
+    django_admin = serializers.BooleanField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    memberships = serializers.SerializerMethodField()
+    navigation = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "first_name", "last_name", "email", "is_superuser", "memberships", "navigation"]
+        read_only_fields = fields
+
+    @extend_schema_field(MembershipSerializer(many=True))
+    def get_memberships(self, user):
+        return MembershipSerializer(user.memberships.select_related("department", "user"), many=True).data
+
+    @extend_schema_field(NavigationSerializer)
+    def get_navigation(self, user):
+        return NavigationSerializer(navigation_for(user=user)).data

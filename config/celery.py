@@ -1,0 +1,28 @@
+"""The Celery app and the queue names, declared once here."""
+
+import enum
+import os
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+class Queue(str, enum.Enum):
+    DEFAULT = "default"
+    INGEST = "ingest"
+    GPU = "gpu"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ALL_QUEUES = [queue.value for queue in Queue]
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in ALL_QUEUES]
+app.conf.task_default_queue = Queue.DEFAULT.value
+app.conf.task_default_routing_key = Queue.DEFAULT.value
+app.autodiscover_tasks()

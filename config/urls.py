@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import views as account_views
+
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"
+
+api_patterns = [
+    path("", include("accounts.api_urls")),
+    path("", include("core.api_urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("", include("core.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("people/", include("accounts.people_urls")),
+    path("knowledge/", include("knowledge.urls")),
+    path("chat/", include("chat.urls")),
+    path("training/", include("training.urls")),
+    path("i18n/setlang/", account_views.set_language, name="set_language"),
+    path("django-admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+]

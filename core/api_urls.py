@@ -1,0 +1,9 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from . import api
+
+router = DefaultRouter()
+router.register("jobs", api.JobViewSet, basename="job")
+
+urlpatterns = [path("", include(router.urls))]

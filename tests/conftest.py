@@ -1,0 +1,60 @@
+import pytest
+from django.test import Client
+
+from accounts.models import Role
+from tests.factories import PASSWORD, DepartmentFactory, UserFactory, member
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def credit(db):
+    return DepartmentFactory(code="credit", name="Credit", name_zh="信贷部")
+
+
+@pytest.fixture
+def hr(db):
+    return DepartmentFactory(code="hr", name="HR", name_zh="人力资源部")
+
+
+@pytest.fixture
+def compliance(db):
+    return DepartmentFactory(code="compliance", name="Compliance", name_zh="合规部")
+
+
+@pytest.fixture
+def people(credit, hr, compliance):
+    """One user per role in Credit, an employee and manager in HR, a company admin."""
+    from tests.factories import grant_global
+
+    reviewer = member(compliance, Role.COMPLIANCE_REVIEWER, "reviewer")
+    return {
+        "credit_admin": member(credit, Role.ADMIN, "credit_admin"),
+        "credit_manager": member(credit, Role.KNOWLEDGE_MANAGER, "credit_manager"),
+        "credit_reviewer": member(credit, Role.COMPLIANCE_REVIEWER, "credit_reviewer"),
+        "credit_employee": member(credit, Role.EMPLOYEE, "credit_employee"),
+        "hr_manager": member(hr, Role.KNOWLEDGE_MANAGER, "hr_manager"),
+        "hr_employee": member(hr, Role.EMPLOYEE, "hr_employee"),
+        "reviewer": grant_global(reviewer, "review_knowledge"),
+        "superuser": UserFactory(username="root", is_superuser=True, is_staff=True),
+        "outsider": UserFactory(username="outsider"),
+    }
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def client_for():
+    return login
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
