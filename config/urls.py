@@ -11,6 +11,7 @@ handler500 = "core.views.server_error"
 api_patterns = [
     path("", include("accounts.api_urls")),
     path("", include("core.api_urls")),
+    path("", include("knowledge.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

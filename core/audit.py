@@ -35,6 +35,7 @@ def audit_log(
     action: str,
     obj: models.Model | None = None,
     department: Any = None,
+    version: Any = None,
     ip: str | None = None,
     **details: Any,
 ) -> AuditEntry:
@@ -47,6 +48,7 @@ def audit_log(
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:300] if obj is not None else "",
         department=department,
+        version=version,
         ip=ip or None,
         details=_jsonable(details),
     )

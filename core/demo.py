@@ -2,7 +2,7 @@
 
 from importlib import import_module
 
-LOADERS = ["accounts.demo"]
+LOADERS = ["accounts.demo", "knowledge.demo"]
 
 
 def load_all() -> dict[str, dict]:

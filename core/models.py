@@ -63,6 +63,10 @@ class AuditEntry(models.Model):
     object_repr = models.CharField(max_length=300, blank=True)
     # The department whose rules decide who may read this row (null: company-level entries).
     department = models.ForeignKey("accounts.Department", null=True, on_delete=models.PROTECT, related_name="+")
+    # The exact document version the change concerns (null for entries about other objects).
+    version = models.ForeignKey(
+        "knowledge.DocumentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
     ip = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

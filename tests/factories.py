@@ -1,3 +1,5 @@
+import itertools
+
 import factory
 from django.contrib.auth.models import Permission
 from guardian.shortcuts import assign_perm
@@ -56,3 +58,43 @@ def grant_global(user: User, codename: str) -> User:
 def grant_object(user: User, codename: str, department: Department) -> User:
     assign_perm(f"accounts.{codename}", user, department)
     return User.objects.get(pk=user.pk)
+
+
+# --- knowledge ------------------------------------------------------------------------------------
+
+
+class KnowledgeBaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "knowledge.KnowledgeBase"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Knowledge base {n}")
+    department = factory.SubFactory(DepartmentFactory)
+
+    @factory.post_generation
+    def shared_with(obj, create, extracted, **kwargs):
+        if create and extracted:
+            obj.shared_with.set(extracted)
+
+
+_document_numbers = itertools.count(1)
+
+
+def document(knowledge_base, author: User, content: str = "v1 text", title: str | None = None, **kwargs):
+    """A document created through the service (v1, draft, audited), as a manager would."""
+    from knowledge.services import document_create
+
+    title = title or f"Document {next(_document_numbers)}"
+    return document_create(actor=author, knowledge_base=knowledge_base, title=title, content=content, **kwargs)
+
+
+def published_document(knowledge_base, author: User, reviewer: User, content: str = "v1 text", **kwargs):
+    """A document whose v1 went through review and is live."""
+    from knowledge.services import document_submit, review_approve
+
+    doc = document(knowledge_base, author, content=content, **kwargs)
+    review = document_submit(actor=author, document=doc)
+    if review is not None:
+        review_approve(actor=reviewer, review=review)
+    doc.refresh_from_db()
+    return doc

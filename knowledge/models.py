@@ -1,0 +1,230 @@
+"""Knowledge bases, documents, their append-only versions, reviews and edit locks.
+
+Workflows (edit, submit, approve, rollback, archive) live in `services.py`; reads that take the
+acting user live in `selectors.py`; who may do what lives in `policy.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+def default_chunk_settings() -> dict:
+    return {"chunk_tokens": 256, "overlap_tokens": 32}
+
+
+class KnowledgeBase(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    department = models.ForeignKey(
+        "accounts.Department", verbose_name=_("department"), on_delete=models.PROTECT, related_name="knowledge_bases"
+    )
+    # Read access for other departments; editing stays with the owning department.
+    shared_with = models.ManyToManyField(
+        "accounts.Department", verbose_name=_("shared with"), blank=True, related_name="shared_knowledge_bases"
+    )
+    shared_company_wide = models.BooleanField(_("shared company-wide"), default=False)
+    review_required = models.BooleanField(_("publishing needs a review"), default=True)
+    chunk_settings = models.JSONField(_("chunking settings"), default=default_chunk_settings, blank=True)
+    retrieval_settings = models.JSONField(_("retrieval settings"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("knowledge base")
+        verbose_name_plural = _("knowledge bases")
+        constraints = [
+            models.UniqueConstraint(fields=["department", "name"], name="knowledgebase_name_unique_per_department")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DocumentState(models.TextChoices):
+    # The state describes the latest version; a draft may still have an older live version.
+    DRAFT = "draft", _("Draft")
+    IN_REVIEW = "in_review", _("In review")
+    PUBLISHED = "published", _("Published")
+    ARCHIVED = "archived", _("Archived")
+
+
+class Document(models.Model):
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, verbose_name=_("knowledge base"), on_delete=models.PROTECT, related_name="documents"
+    )
+    title = models.CharField(_("title"), max_length=300)
+    tags = ArrayField(models.CharField(max_length=64), verbose_name=_("tags"), default=list, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.PROTECT, related_name="owned_documents"
+    )
+    review_by = models.DateField(_("review by"), null=True, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=DocumentState.choices, default=DocumentState.DRAFT)
+    latest_version = models.ForeignKey(
+        "DocumentVersion", verbose_name=_("latest version"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    live_version = models.ForeignKey(
+        "DocumentVersion", verbose_name=_("live version"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
+        indexes = [
+            models.Index(fields=["knowledge_base", "state"]),
+            models.Index(fields=["-updated_at", "-id"], name="document_updated_idx"),
+            GinIndex(fields=["tags"], name="document_tags_gin"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=DocumentState.values), name="document_state_valid")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_published(self) -> bool:
+        return self.live_version_id is not None and self.state != DocumentState.ARCHIVED
+
+
+def version_upload_to(version: DocumentVersion, filename: str) -> str:
+    return f"knowledge/{version.document_id}/v{version.number}/{filename}"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class AppendOnlyError(Exception):
+    """A version row was about to be changed or deleted through the ORM."""
+
+
+class DocumentVersion(models.Model):
+    """An immutable snapshot. The database refuses UPDATE and DELETE of these rows (trigger in
+    migration 0002); only the `purge_versions` command may delete, and it audits itself."""
+
+    document = models.ForeignKey(
+        Document, verbose_name=_("document"), on_delete=models.PROTECT, related_name="versions"
+    )
+    number = models.PositiveIntegerField(_("number"))
+    parent = models.ForeignKey(
+        "self", verbose_name=_("parent version"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    content = models.TextField(_("content"), blank=True)
+    original_file = models.FileField(
+        _("original file"), upload_to=version_upload_to, null=True, blank=True, max_length=500
+    )
+    file_name = models.CharField(_("file name"), max_length=255, blank=True)
+    file_sha256 = models.CharField(_("file SHA-256"), max_length=64, blank=True)
+    file_size = models.BigIntegerField(_("file size"), null=True, blank=True)
+    file_mime = models.CharField(_("file type"), max_length=100, blank=True)
+    content_sha256 = models.CharField(_("content SHA-256"), max_length=64)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("author"), on_delete=models.PROTECT, related_name="+"
+    )
+    change_note = models.CharField(_("change note"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["document", "-number"]
+        verbose_name = _("document version")
+        verbose_name_plural = _("document versions")
+        constraints = [
+            models.UniqueConstraint(fields=["document", "number"], name="documentversion_number_unique"),
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="documentversion_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} v{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AppendOnlyError("Document versions are append-only.")
+        self.content_sha256 = sha256_text(self.content)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Document versions are append-only.")
+
+    @property
+    def has_file(self) -> bool:
+        return bool(self.original_file)
+
+
+class ReviewState(models.TextChoices):
+    OPEN = "open", _("Open")
+    APPROVED = "approved", _("Approved")
+    CHANGES_REQUESTED = "changes_requested", _("Changes requested")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Review(models.Model):
+    """A review request for one exact version of a document."""
+
+    document = models.ForeignKey(Document, verbose_name=_("document"), on_delete=models.PROTECT, related_name="reviews")
+    version = models.ForeignKey(
+        DocumentVersion, verbose_name=_("version"), on_delete=models.PROTECT, related_name="reviews"
+    )
+    state = models.CharField(_("state"), max_length=24, choices=ReviewState.choices, default=ReviewState.OPEN)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("requested by"), on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("decided by"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    comment = models.TextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document"], condition=models.Q(state="open"), name="review_one_open_per_document"
+            ),
+            models.CheckConstraint(condition=models.Q(state__in=ReviewState.values), name="review_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} v{self.version.number} ({self.get_state_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == ReviewState.OPEN
+
+
+class EditLock(models.Model):
+    """An explicit 'I am editing this' marker, shown to others with its owner and age."""
+
+    document = models.OneToOneField(Document, on_delete=models.CASCADE, related_name="edit_lock")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    acquired_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("edit lock")
+        verbose_name_plural = _("edit locks")
+
+    def __str__(self) -> str:
+        return f"{self.document} · {self.owner}"
+
+    @property
+    def age(self):
+        return timezone.now() - self.acquired_at

@@ -1,0 +1,281 @@
+"""Every read of knowledge that a page, the API, an export or a task needs. Each takes the acting
+user and filters through the policy; a hidden object answers Http404 exactly like a missing one."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from accounts.policy import Capability, is_active_user, user_has_capability
+from core.models import AuditEntry
+
+from .models import Document, DocumentState, DocumentVersion, KnowledgeBase, Review, ReviewState
+from .policy import audit_entry_policy, document_policy, knowledge_base_policy, review_policy, version_policy
+
+DOCUMENT_ORDERS = {
+    "title": ("title", "id"),
+    "-title": ("-title", "-id"),
+    "updated_at": ("updated_at", "id"),
+    "-updated_at": ("-updated_at", "-id"),
+    "created_at": ("created_at", "id"),
+    "-created_at": ("-created_at", "-id"),
+    "review_by": ("review_by", "id"),
+    "-review_by": ("-review_by", "-id"),
+    "state": ("state", "-updated_at", "-id"),
+    "-state": ("-state", "-updated_at", "-id"),
+}
+
+
+def knowledge_base_list(*, user: Any) -> QuerySet[KnowledgeBase]:
+    return (
+        knowledge_base_policy.instances_user_has_permission_for(user, "view")
+        .select_related("department")
+        .order_by("name", "id")
+    )
+
+
+def knowledge_base_get(*, user: Any, pk: Any) -> KnowledgeBase:
+    return knowledge_base_policy.instance_for_user(user, "view", pk)
+
+
+def knowledge_base_editable_list(*, user: Any) -> QuerySet[KnowledgeBase]:
+    return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department")
+
+
+def document_list(
+    *,
+    user: Any,
+    knowledge_base: KnowledgeBase | None = None,
+    q: str = "",
+    tag: str = "",
+    state: str = "",
+    order: str = "-updated_at",
+) -> QuerySet[Document]:
+    """Documents for a list page: one query per page whatever its size (no per-row lookups)."""
+    return filter_documents(
+        document_policy.instances_user_has_permission_for(user, "view"),
+        knowledge_base=knowledge_base,
+        q=q,
+        tag=tag,
+        state=state,
+        order=order,
+    )
+
+
+def filter_documents(
+    documents: QuerySet[Document],
+    *,
+    knowledge_base: KnowledgeBase | int | None = None,
+    q: str = "",
+    tag: str = "",
+    state: str = "",
+    order: str = "-updated_at",
+) -> QuerySet[Document]:
+    """Narrow an already authorized queryset (the list page and the API share it)."""
+    if knowledge_base is not None:
+        documents = documents.filter(knowledge_base_id=getattr(knowledge_base, "pk", knowledge_base))
+    if q and q.strip():
+        documents = documents.filter(title__icontains=q.strip())
+    if tag and tag.strip():
+        documents = documents.filter(tags__contains=[tag.strip()])
+    if state:
+        documents = documents.filter(state=state) if state in DocumentState.values else documents.none()
+    return (
+        documents.select_related(
+            "knowledge_base", "knowledge_base__department", "owner", "latest_version", "live_version",
+            "latest_version__author", "live_version__author",
+        )
+        # The list shows version numbers and dates, not the (possibly long) texts.
+        .defer("latest_version__content", "live_version__content")
+        .order_by(*DOCUMENT_ORDERS.get(order, DOCUMENT_ORDERS["-updated_at"]))
+    )
+
+
+def document_get(*, user: Any, pk: Any) -> Document:
+    try:
+        return (
+            document_policy.instances_user_has_permission_for(user, "view")
+            .select_related(
+                "knowledge_base", "knowledge_base__department", "owner", "latest_version", "live_version",
+                "latest_version__author", "live_version__author",
+            )
+            .get(pk=pk)
+        )
+    except (Document.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def version_list(*, user: Any, document: Document) -> QuerySet[DocumentVersion]:
+    """The versions of `document` that `user` may read, newest first (readers: the live one only)."""
+    return (
+        version_policy.instances_user_has_permission_for(user, "view")
+        .filter(document=document)
+        .select_related("author", "parent")
+        .order_by("-number")
+    )
+
+
+def version_get(*, user: Any, document: Document, number: Any) -> DocumentVersion:
+    try:
+        return version_list(user=user, document=document).get(number=int(number))
+    except (DocumentVersion.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def review_inbox(*, user: Any) -> QuerySet[Review]:
+    """Open reviews that `user` may decide, oldest first."""
+    return (
+        review_policy.instances_user_has_permission_for(user, "review")
+        .filter(state=ReviewState.OPEN)
+        .select_related(
+            "document", "document__knowledge_base", "document__knowledge_base__department", "version",
+            "version__author", "requested_by",
+        )
+        .defer("version__content")
+        .order_by("created_at", "id")
+    )
+
+
+def review_list(*, user: Any, document: Document | None = None, state: str = "") -> QuerySet[Review]:
+    reviews = review_policy.instances_user_has_permission_for(user, "view")
+    if document is not None:
+        reviews = reviews.filter(document=document)
+    if state:
+        reviews = reviews.filter(state=state)
+    return reviews.select_related("document", "version", "requested_by", "decided_by").defer("version__content")
+
+
+def review_get(*, user: Any, pk: Any) -> Review:
+    try:
+        return (
+            review_policy.instances_user_has_permission_for(user, "view")
+            .select_related("document", "document__knowledge_base", "version", "requested_by", "decided_by")
+            .get(pk=pk)
+        )
+    except (Review.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def _filter_audit(
+    entries: QuerySet[AuditEntry],
+    *,
+    date_from: date | None,
+    date_to: date | None,
+    author: Any,
+    department: Any,
+    action: str | None,
+) -> QuerySet[AuditEntry]:
+    if date_from:
+        entries = entries.filter(created_at__date__gte=date_from)
+    if date_to:
+        entries = entries.filter(created_at__date__lte=date_to)
+    if author:
+        if isinstance(author, str) and not author.isdigit():
+            entries = entries.filter(actor_username=author)
+        else:
+            entries = entries.filter(actor_id=getattr(author, "pk", author))
+    if department:
+        if isinstance(department, str) and not department.isdigit():
+            entries = entries.filter(department__code=department)
+        else:
+            entries = entries.filter(department_id=getattr(department, "pk", department))
+    if action:
+        entries = entries.filter(action=action)
+    return entries
+
+
+def filter_audit(entries: QuerySet[AuditEntry], **filters: Any) -> QuerySet[AuditEntry]:
+    """Narrow an already authorized audit queryset (date range, author, department, action)."""
+    return _filter_audit(
+        entries,
+        date_from=filters.get("date_from"),
+        date_to=filters.get("date_to"),
+        author=filters.get("author"),
+        department=filters.get("department"),
+        action=filters.get("action"),
+    ).select_related("actor", "department", "content_type", "version").defer("version__content")
+
+
+def privileged_department_ids(*, user: Any) -> set[int]:
+    """Departments where `user` edits or reviews knowledge (sees drafts and whole histories)."""
+    from accounts.policy import departments_for
+
+    return set(
+        departments_for(user, Capability.MANAGE_KNOWLEDGE).values_list("pk", flat=True)
+    ) | set(departments_for(user, Capability.REVIEW_KNOWLEDGE).values_list("pk", flat=True))
+
+
+def audit_list(
+    *,
+    user: Any,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    author: Any = None,
+    department: Any = None,
+    action: str | None = None,
+) -> QuerySet[AuditEntry]:
+    """Audit rows `user` may read; author: a user, id or username; department: one, its id or code."""
+    entries = audit_entry_policy.instances_user_has_permission_for(user, "view")
+    entries = _filter_audit(
+        entries, date_from=date_from, date_to=date_to, author=author, department=department, action=action
+    )
+    return entries.select_related("actor", "department", "content_type", "version").defer("version__content").order_by(
+        "-created_at", "-id"
+    )
+
+
+def audit_get(*, user: Any, pk: Any) -> AuditEntry:
+    return audit_entry_policy.instance_for_user(user, "view", pk)
+
+
+def compliance_version_list(
+    *,
+    user: Any,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    author: Any = None,
+    department: Any = None,
+    action: str | None = None,
+) -> QuerySet[AuditEntry]:
+    """Audit rows about document versions (one per version-changing action) that `user` may read,
+    with the version, its document and knowledge base joined: the compliance page and its exports."""
+    entries = audit_entry_policy.instances_user_has_permission_for(user, "view").filter(
+        version__in=version_policy.instances_user_has_permission_for(user, "view")
+    )
+    entries = _filter_audit(
+        entries, date_from=date_from, date_to=date_to, author=author, department=department, action=action
+    )
+    return (
+        entries.select_related(
+            "actor", "department", "version", "version__author", "version__document",
+            "version__document__knowledge_base",
+        )
+        .defer("version__content")
+        .order_by("-created_at", "-id")
+    )
+
+
+def can_edit(*, user: Any, document: Document) -> bool:
+    return (
+        is_active_user(user)
+        and document.state != DocumentState.ARCHIVED
+        and user_has_capability(user, Capability.MANAGE_KNOWLEDGE, document.knowledge_base.department_id)
+    )
+
+
+def can_review(*, user: Any, document: Document) -> bool:
+    return is_active_user(user) and user_has_capability(
+        user, Capability.REVIEW_KNOWLEDGE, document.knowledge_base.department_id
+    )
+
+
+def open_review_for(*, user: Any, document: Document) -> Review | None:
+    return review_list(user=user, document=document, state=ReviewState.OPEN).first()
+
+
+def visible_version_filter(*, user: Any) -> Q:
+    """The read rule as a Q on any model with a `version` FK (chunks, citations): an SQL filter."""
+    return Q(version__in=version_policy.instances_user_has_permission_for(user, "view"))

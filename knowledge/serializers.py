@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import Department
+from core.models import AuditEntry
+
+from .models import Document, DocumentState, DocumentVersion, KnowledgeBase, Review
+from .policy import knowledge_base_policy
+
+
+class KnowledgeBaseSerializer(serializers.ModelSerializer):
+    department_code = serializers.CharField(source="department.code", read_only=True)
+    shared_with = serializers.PrimaryKeyRelatedField(queryset=Department.objects.all(), many=True, required=False)
+
+    class Meta:
+        model = KnowledgeBase
+        fields = [
+            "id", "name", "description", "department", "department_code", "shared_with", "shared_company_wide",
+            "review_required", "chunk_settings", "retrieval_settings", "created_by", "created_at",
+        ]
+        read_only_fields = ["id", "created_by", "created_at"]
+
+
+class KnowledgeBaseUpdateSerializer(KnowledgeBaseSerializer):
+    class Meta(KnowledgeBaseSerializer.Meta):
+        read_only_fields = ["id", "department", "created_by", "created_at"]
+
+
+class VersionSummarySerializer(serializers.ModelSerializer):
+    author_username = serializers.CharField(source="author.username", read_only=True)
+    has_file = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = DocumentVersion
+        fields = [
+            "id", "document", "number", "parent", "author", "author_username", "change_note", "content_sha256",
+            "has_file", "file_name", "file_size", "file_mime", "file_sha256", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class VersionSerializer(VersionSummarySerializer):
+    file_url = serializers.SerializerMethodField()
+
+    class Meta(VersionSummarySerializer.Meta):
+        fields = [*VersionSummarySerializer.Meta.fields, "content", "file_url"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_file_url(self, version: DocumentVersion) -> str | None:
+        if not version.original_file:
+            return None
+        return reverse("version-file", kwargs={"pk": version.pk})
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    owner_username = serializers.CharField(source="owner.username", read_only=True)
+    knowledge_base_name = serializers.CharField(source="knowledge_base.name", read_only=True)
+    latest_version = serializers.SerializerMethodField()
+    live_version = VersionSummarySerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Document
+        fields = [
+            "id", "knowledge_base", "knowledge_base_name", "title", "tags", "owner", "owner_username", "review_by",
+            "state", "latest_version", "live_version", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(VersionSummarySerializer(allow_null=True))
+    def get_latest_version(self, document: Document):
+        # Plain readers never see drafts: for them the latest version is not shown at all.
+        privileged = self.context.get("privileged_department_ids")
+        if privileged is not None and document.knowledge_base.department_id not in privileged:
+            return None
+        if document.latest_version is None:
+            return None
+        return VersionSummarySerializer(document.latest_version).data
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class VisibleKnowledgeBaseField(serializers.PrimaryKeyRelatedField):
+    """A knowledge base the acting user may edit; any other id reads as 'does not exist'."""
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        return knowledge_base_policy.instances_user_has_permission_for(user, "change")
+
+
+class DocumentCreateSerializer(serializers.Serializer):
+    knowledge_base = VisibleKnowledgeBaseField()
+    title = serializers.CharField(max_length=300)
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+    review_by = serializers.DateField(required=False, allow_null=True, default=None)
+    change_note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class DocumentUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=300, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    review_by = serializers.DateField(required=False, allow_null=True)
+
+
+class VersionCreateSerializer(serializers.Serializer):
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    base_version = serializers.IntegerField(min_value=1, help_text=_("The version number the edit started from."))
+    change_note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class VersionConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    base_version = serializers.IntegerField()
+    latest = VersionSerializer()
+    content = serializers.CharField(help_text=_("Your text, which was not saved."))
+
+
+class StateErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class RollbackSerializer(serializers.Serializer):
+    to_number = serializers.IntegerField(min_value=1, help_text=_("The version whose content is restored."))
+
+
+class DiffSerializer(serializers.Serializer):
+    document = serializers.IntegerField()
+    from_version = VersionSummarySerializer()
+    to_version = VersionSummarySerializer()
+    diff = serializers.JSONField(
+        help_text=_("Line and word-level differences, as knowledge.diff.diff_texts returns them.")
+    )
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    document_title = serializers.CharField(source="document.title", read_only=True)
+    version_number = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by_username = serializers.CharField(source="requested_by.username", read_only=True)
+    decided_by_username = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Review
+        fields = [
+            "id", "document", "document_title", "version", "version_number", "state", "requested_by",
+            "requested_by_username", "decided_by", "decided_by_username", "comment", "created_at", "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class ReviewApproveSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReviewRequestChangesSerializer(serializers.Serializer):
+    comment = serializers.CharField()
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    object_type = serializers.SerializerMethodField()
+    version_number = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id", "created_at", "actor", "actor_username", "action", "object_type", "object_id", "object_repr",
+            "department", "version", "version_number", "ip", "details",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_object_type(self, entry: AuditEntry) -> str:
+        if entry.content_type_id is None:
+            return ""
+        return f"{entry.content_type.app_label}.{entry.content_type.model}"
+
+
+class DocumentFilterSerializer(serializers.Serializer):
+    knowledge_base = serializers.IntegerField(required=False)
+    q = serializers.CharField(required=False, allow_blank=True, default="")
+    tag = serializers.CharField(required=False, allow_blank=True, default="")
+    state = serializers.ChoiceField(choices=DocumentState.choices, required=False, allow_blank=True, default="")
+    ordering = serializers.CharField(required=False, default="-updated_at")
+
+
+class AuditFilterSerializer(serializers.Serializer):
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    author = serializers.CharField(required=False)
+    department = serializers.CharField(required=False)
+    action = serializers.CharField(required=False)
