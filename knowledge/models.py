@@ -14,6 +14,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from pgvector.django import VectorField
 
 
 def default_chunk_settings() -> dict:
@@ -228,3 +229,137 @@ class EditLock(models.Model):
     @property
     def age(self):
         return timezone.now() - self.acquired_at
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingestion: pipeline state per version, chunks, embedding spaces and vectors (issue 4).
+# ---------------------------------------------------------------------------------------------
+
+
+class IngestionStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    EXTRACTING = "extracting", _("Extracting")
+    CHUNKING = "chunking", _("Chunking")
+    EMBEDDING = "embedding", _("Embedding")
+    INDEXED = "indexed", _("Indexed")
+    FAILED = "failed", _("Failed")
+
+
+class VersionIngestion(models.Model):
+    """Pipeline state of one document version. The version row is immutable, so its processing
+    state lives here; the pipeline, the document page and the reaper read this row."""
+
+    version = models.OneToOneField(
+        DocumentVersion, verbose_name=_("version"), on_delete=models.CASCADE, related_name="ingestion"
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=IngestionStatus.choices, default=IngestionStatus.QUEUED
+    )
+    progress = models.FloatField(_("progress"), default=0.0)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    # Seconds per finished stage: {"extract": 0.4, "chunk": 0.1, "embed": 2.3, "index": 0.2}
+    stage_timings = models.JSONField(_("stage timings"), default=dict, blank=True)
+    chunk_count = models.PositiveIntegerField(_("chunk count"), default=0)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("version ingestion")
+        verbose_name_plural = _("version ingestions")
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="ingestion_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.status}"
+
+
+class Chunk(models.Model):
+    """A piece of one document version's text. Chunks of superseded versions are kept (old chat
+    citations still open) but only chunks of a document's live version are `searchable`.
+    `knowledge_base` is copied from the document so that search filters by permission in SQL."""
+
+    version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    text = models.TextField()
+    token_count = models.PositiveIntegerField()
+    heading_path = ArrayField(models.CharField(max_length=500), default=list, blank=True)
+    # Where the chunk comes from, for citations: {"page": 3} or {"sheet": "Q1", "row": 12}, plus "end".
+    position = models.JSONField(default=dict, blank=True)
+    entities = models.JSONField(default=list, blank=True)
+    searchable = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "index"]
+        constraints = [models.UniqueConstraint(fields=["version", "index"], name="chunk_version_index_unique")]
+        indexes = [
+            models.Index(fields=["knowledge_base"], condition=models.Q(searchable=True), name="chunk_searchable_kb"),
+            models.Index(fields=["document", "searchable"], name="chunk_document_searchable"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} #{self.index}"
+
+
+class EmbeddingSpaceStatus(models.TextChoices):
+    BUILDING = "building", _("Building")
+    ACTIVE = "active", _("Active")
+    RETIRED = "retired", _("Retired")
+    FAILED = "failed", _("Failed")
+
+
+class EmbeddingSpace(models.Model):
+    """One embedding model. Each space has its own vectors and its own HNSW index; searches use
+    the single active space while a new one is built (re-embedding) in the background."""
+
+    model_path = models.CharField(_("model directory"), max_length=500)
+    model_name = models.CharField(_("model name"), max_length=200, blank=True)
+    dimension = models.PositiveIntegerField(_("dimension"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=EmbeddingSpaceStatus.choices, default=EmbeddingSpaceStatus.BUILDING
+    )
+    progress = models.FloatField(_("progress"), default=0.0)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("embedding space")
+        verbose_name_plural = _("embedding spaces")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="embeddingspace_one_active"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name or self.model_path} ({self.dimension}d, {self.status})"
+
+    @property
+    def hnsw_index_name(self) -> str:
+        return f"knowledge_chunkvector_hnsw_{self.pk}"
+
+
+class ChunkVector(models.Model):
+    """The embedding of one chunk in one space. `knowledge_base_id` and `searchable` are copied
+    from the chunk so that the HNSW scan filters by permission on this table alone. The vector
+    column has no fixed dimension; each space gets a partial expression index
+    `USING hnsw ((embedding::vector(D)) vector_cosine_ops) WHERE space_id = S`."""
+
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="vectors")
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="vectors")
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    searchable = models.BooleanField(default=False)
+    embedding = VectorField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "chunk"], name="chunkvector_space_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.chunk} in space {self.space_id}"
