@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "knowledge",
     "chat",
     "training",
+    "sources",
+    "retrieval",
 ]
 
 MIDDLEWARE = [
