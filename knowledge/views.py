@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import functools
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -43,24 +42,9 @@ from .rendering import render_markdown
 
 # Pages that show document text also forbid inline script, as a second wall behind the sanitizer.
 # The one inline handler allowed is base.html's language switch (`this.form.submit()`).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-hashes' 'sha256-osjxnKEPL/pQJbFk1dKsF7PYFmTyMWGmVSiL9inhxJY='; "
-    "style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'self'"
-)
 DIFF_CONTEXT_LINES = 3
 COMPLIANCE_PAGE_SIZE = 50
 PRINT_LIMIT = 5000  # a printable page beyond this is better served by the CSV export
-
-
-def content_security_policy(view):
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response
-
-    return wrapper
 
 
 def _form_error(form, exc: ValidationError) -> None:
@@ -204,7 +188,6 @@ def _document_context(request, document, **extra):
     return context
 
 
-@content_security_policy
 def document_detail(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
     context = _document_context(request, document)
@@ -253,7 +236,6 @@ def _editor_context(request, document, form, **extra):
     return _document_context(request, document, form=form, **extra)
 
 
-@content_security_policy
 def document_edit(request, pk):
     """The Markdown editor. Opening it takes the edit lock; saving sends the version it started from."""
     document = selectors.document_get(user=request.user, pk=pk)
@@ -461,7 +443,6 @@ def history(request, pk):
     return render(request, "knowledge/history.html", context)
 
 
-@content_security_policy
 def version_detail(request, pk, number):
     document = selectors.document_get(user=request.user, pk=pk)
     version = selectors.version_get(user=request.user, document=document, number=number)
@@ -561,7 +542,6 @@ def _review_context(request, review, form=None):
     )
 
 
-@content_security_policy
 def review_detail(request, pk):
     review = selectors.review_get(user=request.user, pk=pk)
     return render(request, "knowledge/review.html", _review_context(request, review))
