@@ -25,4 +25,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in ALL_QUEUES]
 app.conf.task_default_queue = Queue.DEFAULT.value
 app.conf.task_default_routing_key = Queue.DEFAULT.value
+app.conf.beat_schedule = {
+    # Jobs and ingestion runs whose worker died are failed (and so retryable) instead of hanging.
+    "reap-stale-jobs": {"task": "core.job_reap_stale", "schedule": 300.0, "options": {"queue": Queue.DEFAULT.value}},
+}
 app.autodiscover_tasks()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from config.env import BASE_DIR
+from config.env import BASE_DIR, VAR_DIR
 
 PYTHON = sys.executable
 
@@ -40,6 +40,12 @@ def main() -> int:
         subprocess.Popen([PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=BASE_DIR, env=env),
         subprocess.Popen([*celery, "-Q", "default,ingest", "-c", "2", "-n", "default@%h"], cwd=BASE_DIR, env=env),
         subprocess.Popen([*celery, "-Q", "gpu", "-c", "1", "-n", "gpu@%h"], cwd=BASE_DIR, env=env),
+        # Periodic work: source re-syncs, reapers. The schedule state file lives under var/.
+        subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+             "--schedule", str(VAR_DIR / "celerybeat-schedule")],
+            cwd=BASE_DIR, env=env,
+        ),
     ]
     password = env.get("DEMO_PASSWORD", "demo12345")
     broker = env.get("BROKER_URL") or "kombu filesystem transport (var/celery/)"
