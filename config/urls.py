@@ -11,6 +11,7 @@ handler500 = "core.views.server_error"
 api_patterns = [
     path("", include("accounts.api_urls")),
     path("", include("core.api_urls")),
+    path("", include("sources.api_urls")),
     path("", include("knowledge.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("knowledge/", include("knowledge.urls")),
     path("chat/", include("chat.urls")),
     path("training/", include("training.urls")),
+    path("sources/", include("sources.urls")),
     path("i18n/setlang/", account_views.set_language, name="set_language"),
     path("django-admin/", admin.site.urls),
     path("api/", include(api_patterns)),

@@ -1,0 +1,164 @@
+"""Reading rows from an external SQL database, read-only and with a time limit.
+
+PostgreSQL through psycopg (the transaction is read-only and `statement_timeout` is set at
+connect time, so even a function with side effects cannot write); SQLite through the standard
+library (opened `mode=ro` plus `PRAGMA query_only`); MySQL when PyMySQL or mysqlclient is installed
+(`SET SESSION TRANSACTION READ ONLY` and `max_execution_time`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.utils.translation import gettext as _
+
+CONNECT_TIMEOUT_S = 10
+
+
+class FetchError(Exception):
+    """The source could not be read; the message is shown to the user."""
+
+
+def dialect(dsn: str) -> str:
+    scheme = dsn.split("://", 1)[0].lower() if "://" in dsn else ""
+    if scheme.startswith(("postgres", "postgresql")) or not scheme:
+        return "postgresql"  # also libpq key=value strings
+    if scheme.startswith("mysql"):
+        return "mysql"
+    if scheme.startswith("sqlite"):
+        return "sqlite"
+    raise FetchError(_("Unsupported database type “%(scheme)s”.") % {"scheme": scheme})
+
+
+def available_dialects() -> list[str]:
+    found = ["postgresql", "sqlite"]
+    if importlib.util.find_spec("pymysql") or importlib.util.find_spec("MySQLdb"):
+        found.append("mysql")
+    return found
+
+
+def _too_many(limit: int) -> FetchError:
+    return FetchError(
+        _("The query returned more than %(limit)s rows; raise the record limit or narrow the query.") % {"limit": limit}
+    )
+
+
+def _rows(cursor, limit: int) -> list[dict[str, Any]]:
+    rows = cursor.fetchmany(limit + 1)
+    if len(rows) > limit:
+        raise _too_many(limit)
+    columns = [c[0] for c in cursor.description or []]
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def fetch_postgresql(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
+    import psycopg
+
+    options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
+    try:
+        with psycopg.connect(dsn, options=options, connect_timeout=CONNECT_TIMEOUT_S, autocommit=False) as conn:
+            conn.read_only = True
+            with conn.cursor() as cursor:
+                # Streamed row by row: at most limit+1 rows reach this process, then the query is cancelled.
+                stream = cursor.stream(query)
+                rows: list[tuple] = []
+                try:
+                    for row in stream:
+                        rows.append(row)
+                        if len(rows) > limit:
+                            raise _too_many(limit)
+                finally:
+                    stream.close()
+                if cursor.description is None:
+                    raise FetchError(_("The query returned no rows: it must be a SELECT."))
+                columns = [c.name for c in cursor.description]
+            conn.rollback()
+            return [dict(zip(columns, row)) for row in rows]
+    except psycopg.errors.QueryCanceled as exc:
+        raise FetchError(_("The query ran longer than the time limit (%(s)s s).") % {"s": timeout_s}) from exc
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise FetchError(_("The query tried to write; sources are read-only: %(error)s") % {"error": _first_line(exc)}) from exc
+    except psycopg.Error as exc:
+        raise FetchError(_("Database error: %(error)s") % {"error": _first_line(exc)}) from exc
+
+
+def fetch_sqlite(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
+    path = unquote(urlsplit(dsn).path)
+    if dsn.lower().startswith("sqlite:////"):
+        path = "/" + path.lstrip("/")
+    deadline = time.monotonic() + timeout_s
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S)
+    except sqlite3.Error as exc:
+        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+        cursor = conn.execute(query)
+        if cursor.description is None:
+            raise FetchError(_("The query returned no rows: it must be a SELECT."))
+        return _rows(cursor, limit)
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            raise FetchError(_("The query ran longer than the time limit (%(s)s s).") % {"s": timeout_s}) from exc
+        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    except sqlite3.Error as exc:
+        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    finally:
+        conn.close()
+
+
+def fetch_mysql(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
+    try:
+        import pymysql as driver
+    except ImportError:
+        try:
+            import MySQLdb as driver  # type: ignore[no-redef]
+        except ImportError:
+            raise FetchError(_("No MySQL driver is installed on this server.")) from None
+    parts = urlsplit(dsn)
+    try:
+        conn = driver.connect(
+            host=parts.hostname or "localhost",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.lstrip("/")),
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=timeout_s + 5,
+        )
+    except Exception as exc:  # the drivers share no base class
+        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        cursor.execute("START TRANSACTION READ ONLY")
+        cursor.execute(query)
+        if cursor.description is None:
+            raise FetchError(_("The query returned no rows: it must be a SELECT."))
+        rows = _rows(cursor, limit)
+        conn.rollback()
+        return rows
+    except FetchError:
+        raise
+    except Exception as exc:
+        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    finally:
+        conn.close()
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def fetch_rows(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
+    if not query.strip():
+        raise FetchError(_("The source has no query."))
+    kind = dialect(dsn)
+    fetch = {"postgresql": fetch_postgresql, "sqlite": fetch_sqlite, "mysql": fetch_mysql}[kind]
+    return fetch(dsn, query, timeout_s=timeout_s, limit=limit)

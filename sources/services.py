@@ -1,0 +1,376 @@
+"""Every write on sources: create/update/delete, sync requests, the sync itself, the allowlist.
+
+A sync acts as the source's creator: documents and versions are written through
+knowledge.services (which authorize, audit and queue ingestion) with `created_by` as the actor,
+so the policy is asked exactly as for a manual edit. When the creator no longer manages the
+knowledge base, the sync fails with a message saying so. Each record is its own transaction: a
+failing record is counted and reported and the others are kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from config.celery import Queue
+from core.audit import AuditAction, audit_log
+from knowledge.models import Document, KnowledgeBase
+from knowledge.services import document_create, document_update_metadata, document_version_create
+
+from . import crypto, rendering
+from .fetch_http import fetch_json
+from .fetch_sql import FetchError, fetch_rows
+from .models import AllowedHost, Source, SourceKind, SourceRecord, SourceSync, SyncStatus, SyncTrigger
+from .policy import allowed_host_policy, source_policy
+
+logger = logging.getLogger(__name__)
+
+SOURCE_FIELDS = (
+    "name", "enabled", "schedule_minutes", "key_field", "title_template", "body_template",
+    "query", "url", "records_path", "auth_header_name", "timeout_seconds", "max_records",
+)
+SECRET_FIELDS = ("dsn", "auth_header_value")
+NULLABLE_FIELDS = {"schedule_minutes"}
+MAX_RECORD_ERRORS = 50
+STALE_RUNNING = datetime.timedelta(hours=2)
+TITLE_MAX = 300
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied
+
+
+def _validate(source: Source) -> None:
+    errors: dict[str, list[str]] = {}
+    for name in ("title_template", "body_template"):
+        try:
+            rendering.validate_template(getattr(source, name))
+        except rendering.TemplateError as exc:
+            errors.setdefault(name, []).append(str(exc))
+    if source.kind == SourceKind.SQL:
+        if not source.dsn_encrypted:
+            errors.setdefault("dsn", []).append(_("A connection string is required."))
+        if not source.query.strip():
+            errors.setdefault("query", []).append(_("A query is required."))
+    elif source.kind == SourceKind.HTTP and not source.url:
+        errors.setdefault("url", []).append(_("A URL is required."))
+    if errors:
+        raise ValidationError(errors)
+    source.full_clean(exclude=["last_sync", "created_by"])
+
+
+def _schedule_next(source: Source, *, now: datetime.datetime | None = None) -> None:
+    now = now or timezone.now()
+    source.next_sync_at = now + datetime.timedelta(minutes=source.schedule_minutes) if source.is_scheduled else None
+
+
+@transaction.atomic
+def source_create(
+    *, actor: Any, knowledge_base: KnowledgeBase, kind: str, ip: str | None = None, **fields: Any
+) -> Source:
+    _require(source_policy.user_may_add_in(actor, knowledge_base))
+    unknown = set(fields) - set(SOURCE_FIELDS) - set(SECRET_FIELDS)
+    if unknown:
+        raise ValidationError({name: _("This field cannot be set.") for name in sorted(unknown)})
+    source = Source(knowledge_base=knowledge_base, kind=kind, created_by=actor)
+    for name in SOURCE_FIELDS:
+        if name in fields and fields[name] is not None:
+            setattr(source, name, fields[name])
+    for name in SECRET_FIELDS:
+        if fields.get(name):
+            setattr(source, name, fields[name])
+    _validate(source)
+    _schedule_next(source)
+    source.save()
+    audit_log(
+        actor=actor, action=AuditAction.CREATE, obj=source, department=knowledge_base.department, ip=ip,
+        kind=kind, knowledge_base_id=knowledge_base.pk,
+    )
+    return source
+
+
+@transaction.atomic
+def source_update(*, actor: Any, source: Source, ip: str | None = None, **fields: Any) -> Source:
+    """Credentials are write-only: an empty or missing value keeps the stored one."""
+    _require(source_policy.user_has_permission_for_instance(actor, "change", source))
+    unknown = set(fields) - set(SOURCE_FIELDS) - set(SECRET_FIELDS) - {"clear_auth_header"}
+    if unknown:
+        raise ValidationError({name: _("This field cannot be changed.") for name in sorted(unknown)})
+    locked = Source.objects.select_for_update().select_related("knowledge_base__department").get(pk=source.pk)
+    changed: list[str] = []
+    for name in SOURCE_FIELDS:
+        if name not in fields or (fields[name] is None and name not in NULLABLE_FIELDS):
+            continue
+        if getattr(locked, name) != fields[name]:
+            setattr(locked, name, fields[name])
+            changed.append(name)
+    for name in SECRET_FIELDS:
+        if fields.get(name):
+            setattr(locked, name, fields[name])
+            changed.append(name)  # the name only: the value never goes into the audit log
+    if fields.get("clear_auth_header") and locked.auth_header_encrypted:
+        locked.auth_header_encrypted = ""
+        changed.append("auth_header_value")
+    _validate(locked)
+    if {"schedule_minutes", "enabled"} & set(changed):
+        _schedule_next(locked)
+    locked.save()
+    if changed:
+        audit_log(
+            actor=actor, action=AuditAction.EDIT, obj=locked, department=locked.knowledge_base.department, ip=ip,
+            changed=sorted(changed),
+        )
+    return locked
+
+
+@transaction.atomic
+def source_delete(*, actor: Any, source: Source, ip: str | None = None) -> None:
+    """Deleting a source keeps its documents; only the mapping and the sync history go."""
+    _require(source_policy.user_has_permission_for_instance(actor, "delete", source))
+    audit_log(
+        actor=actor, action="delete", obj=source, department=source.knowledge_base.department, ip=ip,
+        knowledge_base_id=source.knowledge_base_id,
+    )
+    Source.objects.filter(pk=source.pk).update(last_sync=None)
+    source.delete()
+
+
+# --- syncing -------------------------------------------------------------------------------------
+
+
+def source_sync_request(*, actor: Any, source: Source, trigger: str = SyncTrigger.MANUAL) -> SourceSync:
+    """Queue a sync on the ingest queue (after commit). `actor=None` is the scheduler."""
+    if actor is not None:
+        _require(source_policy.user_has_permission_for_instance(actor, "sync", source))
+    with transaction.atomic():
+        sync = SourceSync.objects.create(source=source, trigger=trigger, requested_by=actor)
+    from .tasks import source_sync_task
+
+    transaction.on_commit(lambda: source_sync_task.apply_async(args=[sync.pk], queue=Queue.INGEST.value))
+    return sync
+
+
+def sources_queue_due(*, now: datetime.datetime | None = None) -> list[SourceSync]:
+    """Queue one sync per enabled, scheduled source whose time has come and that has none pending."""
+    now = now or timezone.now()
+    queued: list[SourceSync] = []
+    # A run whose worker died stays "running": past the task's time limit it cannot be alive.
+    SourceSync.objects.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING], queued_at__lt=now - STALE_RUNNING).update(
+        status=SyncStatus.FAILED, finished_at=now, error=_("The sync did not finish: its worker stopped or the queue lost it.")
+    )
+    pending = SourceSync.objects.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING], queued_at__gte=now - STALE_RUNNING)
+    with transaction.atomic():
+        due = (
+            Source.objects.select_for_update(skip_locked=True)
+            .filter(enabled=True, schedule_minutes__isnull=False)
+            .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now))
+            .exclude(pk__in=pending.values("source_id"))
+        )
+        for source in due:
+            _schedule_next(source, now=now)
+            source.save(update_fields=["next_sync_at"])
+            queued.append(source_sync_request(actor=None, source=source, trigger=SyncTrigger.SCHEDULE))
+    return queued
+
+
+def _fetch_records(source: Source) -> list[dict[str, Any]]:
+    try:
+        if source.kind == SourceKind.SQL:
+            return [
+                {str(k): rendering.plain(v) for k, v in row.items()}
+                for row in fetch_rows(source.dsn, source.query, timeout_s=source.timeout_seconds, limit=source.max_records)
+            ]
+        headers = {}
+        if source.has_auth_header:
+            headers[source.auth_header_name or "Authorization"] = source.auth_header_value
+        data = fetch_json(source.url, headers=headers, timeout_s=source.timeout_seconds)
+    except crypto.CredentialsUnreadable:
+        raise FetchError(_("The stored credentials cannot be decrypted (the key changed): enter them again.")) from None
+    try:
+        records = rendering.lookup(data, source.records_path) if source.records_path else data
+    except KeyError:
+        raise FetchError(_("The JSON answer has no “%(path)s”.") % {"path": source.records_path}) from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise FetchError(_("The records must be a JSON list of objects."))
+    if len(records) > source.max_records:
+        raise FetchError(
+            _("The answer holds more than %(limit)s records; raise the record limit.") % {"limit": source.max_records}
+        )
+    return [rendering.plain(r) for r in records]
+
+
+def _record_key(source: Source, record: dict[str, Any]) -> str:
+    try:
+        value = rendering.lookup(record, source.key_field)
+    except KeyError:
+        raise ValueError(_("The record has no key field “%(name)s”.") % {"name": source.key_field}) from None
+    key = "" if value is None else str(value).strip()
+    if not key:
+        raise ValueError(_("The record's key field “%(name)s” is empty.") % {"name": source.key_field})
+    if len(key) > 500:
+        raise ValueError(_("The record's key is longer than 500 characters."))
+    return key
+
+
+def _apply_record(*, source: Source, actor: Any, key: str, record: dict[str, Any], note: str) -> str:
+    """Create or update the document of one record; returns "created", "updated" or "unchanged"."""
+    title = " ".join(rendering.render(source.title_template, record).split())[:TITLE_MAX]
+    if not title:
+        raise ValueError(_("The title template rendered an empty title."))
+    body = rendering.render(source.body_template, record).strip()
+    digest = rendering.content_hash(title, body)
+    with transaction.atomic():
+        existing = SourceRecord.objects.select_for_update().filter(source=source, external_key=key).first()
+        if existing is None:
+            document = document_create(
+                actor=actor, knowledge_base=source.knowledge_base, title=title, content=body, change_note=note
+            )
+            SourceRecord.objects.create(source=source, external_key=key, document=document, content_sha256=digest)
+            return "created"
+        if existing.content_sha256 == digest:
+            return "unchanged"
+        document = Document.objects.select_related("latest_version", "knowledge_base__department").get(
+            pk=existing.document_id
+        )
+        if document.title != title:
+            document_update_metadata(actor=actor, document=document, title=title)
+        latest = document.latest_version
+        if latest.content != body:
+            document_version_create(
+                actor=actor, document=document, content=body, base_version_number=latest.number, change_note=note
+            )
+        existing.content_sha256 = digest
+        existing.save(update_fields=["content_sha256", "synced_at"])
+        return "updated"
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    if isinstance(exc, PermissionDenied):
+        return _("Permission denied.")
+    return str(exc) or type(exc).__name__
+
+
+def _start(sync_id: int) -> SourceSync | None:
+    with transaction.atomic():
+        sync = SourceSync.objects.select_for_update().select_related("source").get(pk=sync_id)
+        if sync.status != SyncStatus.QUEUED:
+            return None  # a redelivered task: the run already happened or is happening
+        # One run per source at a time: lock the source row while deciding.
+        Source.objects.select_for_update().get(pk=sync.source_id)
+        busy = SourceSync.objects.filter(
+            source_id=sync.source_id, status=SyncStatus.RUNNING, started_at__gte=timezone.now() - STALE_RUNNING
+        ).exclude(pk=sync.pk)
+        sync.started_at = timezone.now()
+        if busy.exists():
+            sync.status = SyncStatus.FAILED
+            sync.error = _("Another sync of this source is still running.")
+            sync.finished_at = sync.started_at
+            sync.save()
+            return None
+        sync.status = SyncStatus.RUNNING
+        sync.save(update_fields=["status", "started_at"])
+    return sync
+
+
+def source_sync_run(*, sync_id: int) -> SourceSync:
+    """Run one queued sync in this process (the Celery task calls this)."""
+    sync = _start(sync_id)
+    if sync is None:
+        return SourceSync.objects.get(pk=sync_id)
+    source = Source.objects.select_related("knowledge_base__department", "created_by").get(pk=sync.source_id)
+    actor = source.created_by
+    note = _("Synced from source “%(name)s”") % {"name": source.name}
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
+    record_errors: list[dict[str, str]] = []
+    error = ""
+    fetched = 0
+    try:
+        if not source_policy.user_has_permission_for_instance(actor, "sync", source):
+            raise FetchError(
+                _("The source runs as %(user)s, who no longer manages this knowledge base.") % {"user": actor}
+            )
+        records = _fetch_records(source)
+        fetched = len(records)
+        seen: set[str] = set()
+        for record in records:
+            key = ""
+            try:
+                key = _record_key(source, record)
+                if key in seen:
+                    raise ValueError(_("The key “%(key)s” appears more than once.") % {"key": key})
+                seen.add(key)
+                outcome = _apply_record(source=source, actor=actor, key=key, record=record, note=note)
+            except Exception as exc:  # one bad record must not lose the others
+                counts["failed"] += 1
+                if len(record_errors) < MAX_RECORD_ERRORS:
+                    record_errors.append({"key": key, "error": _error_text(exc)[:500]})
+            else:
+                counts[outcome] += 1
+    except FetchError as exc:
+        error = str(exc)
+    except Exception as exc:
+        logger.exception("source sync %s failed", sync.pk)
+        error = _("Unexpected error: %(error)s") % {"error": _error_text(exc)}
+    if error:
+        status = SyncStatus.FAILED
+    elif counts["failed"]:
+        status = SyncStatus.PARTIAL if (counts["created"] + counts["updated"] + counts["unchanged"]) else SyncStatus.FAILED
+        if status == SyncStatus.FAILED:
+            error = _("Every record failed; see the record errors.")
+    else:
+        status = SyncStatus.SUCCEEDED
+    with transaction.atomic():
+        SourceSync.objects.filter(pk=sync.pk).update(
+            status=status, error=error, record_errors=record_errors, fetched=fetched,
+            finished_at=timezone.now(), **counts,
+        )
+        Source.objects.filter(pk=source.pk).update(last_sync=sync.pk)
+    sync.refresh_from_db()
+    return sync
+
+
+def source_sync(*, source_id: int, actor: Any = None) -> SourceSync:
+    """Sync one source now, in this process. With an actor, the actor must manage the source
+    (404 otherwise); without one it is the system (scheduler, management code)."""
+    if actor is not None:
+        source = source_policy.instance_for_user(actor, "sync", source_id)
+    else:
+        source = Source.objects.get(pk=source_id)
+    with transaction.atomic():
+        sync = SourceSync.objects.create(
+            source=source, trigger=SyncTrigger.MANUAL if actor else SyncTrigger.SCHEDULE, requested_by=actor
+        )
+    return source_sync_run(sync_id=sync.pk)
+
+
+# --- allowlist -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def allowed_host_create(
+    *, actor: Any, host: str, allow_private_addresses: bool = False, note: str = "", ip: str | None = None
+) -> AllowedHost:
+    _require(allowed_host_policy.user_has_permission(actor, "add"))
+    entry = AllowedHost(host=host, allow_private_addresses=allow_private_addresses, note=note, created_by=actor)
+    entry.host = entry.host.strip().strip("[]").lower().rstrip(".")
+    entry.full_clean(exclude=["created_by"])
+    entry.save()
+    audit_log(actor=actor, action=AuditAction.CREATE, obj=entry, ip=ip, allow_private_addresses=allow_private_addresses)
+    return entry
+
+
+@transaction.atomic
+def allowed_host_delete(*, actor: Any, entry: AllowedHost, ip: str | None = None) -> None:
+    _require(allowed_host_policy.user_has_permission_for_instance(actor, "delete", entry))
+    audit_log(actor=actor, action="delete", obj=entry, ip=ip)
+    entry.delete()

@@ -1,0 +1,158 @@
+"""The SQL source against the real PostgreSQL server: a schema of rows in the test database."""
+
+import pytest
+from django.db import connection
+
+from knowledge.models import Document, DocumentVersion
+from sources.models import Source, SourceKind, SourceRecord, SyncStatus
+from sources.services import source_create, source_sync, source_update
+from tests.sources.conftest import database_dsn
+
+
+def sql_source(kb, manager, rows, **overrides):
+    fields = {
+        "name": "Policies table",
+        "dsn": database_dsn(),
+        "query": f"SELECT id, title, body, amount FROM {rows.table} ORDER BY id",
+        "key_field": "id",
+        "title_template": "{title}",
+        "body_template": "# {title}\n\n{body}\n\nAmount: {amount}",
+    }
+    fields.update(overrides)
+    return source_create(actor=manager, knowledge_base=kb, kind=SourceKind.SQL, **fields)
+
+
+def test_rows_become_documents_and_an_unchanged_resync_creates_nothing(kb, manager, rows):
+    source = sql_source(kb, manager, rows)
+    first = source_sync(source_id=source.pk)
+    assert (first.status, first.created, first.updated, first.unchanged, first.failed) == (SyncStatus.SUCCEEDED, 3, 0, 0, 0)
+    documents = Document.objects.filter(knowledge_base=kb).order_by("title")
+    assert [d.title for d in documents] == ["Card policy", "Fees", "Loan policy"]
+    loan = documents.get(title="Loan policy")
+    assert loan.latest_version.content == "# Loan policy\n\nLoans need **two** signatures.\n\nAmount: 100.50"
+    assert loan.owner == manager and loan.latest_version.author == manager
+    versions_before = DocumentVersion.objects.count()
+
+    second = source_sync(source_id=source.pk)
+    assert (second.status, second.created, second.updated, second.unchanged) == (SyncStatus.SUCCEEDED, 0, 0, 3)
+    assert DocumentVersion.objects.count() == versions_before
+
+    rows.execute(f"UPDATE {rows.table} SET body = 'Cards expire after 5 years.' WHERE id = 2")
+    third = source_sync(source_id=source.pk)
+    assert (third.created, third.updated, third.unchanged) == (0, 1, 2)
+    assert DocumentVersion.objects.count() == versions_before + 1
+    card = Document.objects.get(title="Card policy")
+    assert card.latest_version.number == 2
+    assert "5 years" in card.latest_version.content
+    assert card.latest_version.change_note == "Synced from source “Policies table”"
+    source.refresh_from_db()
+    assert source.last_sync_id == third.pk
+
+
+def test_django_template_syntax_and_a_failing_row_does_not_lose_the_others(kb, manager, rows):
+    rows.execute(f"UPDATE {rows.table} SET title = '' WHERE id = 3")
+    source = sql_source(
+        kb, manager, rows,
+        title_template="{{ title }}",
+        body_template="{% if amount != '0' %}Amount {{ amount }}{% endif %} {{ body|upper }}",
+    )
+    sync = source_sync(source_id=source.pk)
+    assert (sync.status, sync.created, sync.failed) == (SyncStatus.PARTIAL, 2, 1)
+    assert sync.record_errors == [{"key": "3", "error": "The title template rendered an empty title."}]
+    assert Document.objects.get(title="Loan policy").latest_version.content == (
+        "Amount 100.50 LOANS NEED **TWO** SIGNATURES."
+    )
+    assert SourceRecord.objects.filter(source=source).count() == 2
+
+
+def test_the_connection_is_read_only(kb, manager, rows):
+    source = sql_source(kb, manager, rows, query=f"INSERT INTO {rows.table} VALUES (99, 'x', 'y', 1) RETURNING *")
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert "read-only" in sync.error
+    assert rows.count() == 3
+    assert not Document.objects.filter(knowledge_base=kb).exists()
+
+
+def test_the_query_has_a_time_limit(kb, manager, rows):
+    source = sql_source(kb, manager, rows, query="SELECT 1 AS id, 't' AS title, 'b' AS body, 0 AS amount, pg_sleep(5)",
+                        timeout_seconds=1)
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert sync.error == "The query ran longer than the time limit (1 s)."
+    assert sync.duration.total_seconds() < 4
+
+
+def test_the_row_limit_fails_the_sync_without_writing(kb, manager, rows):
+    source = sql_source(kb, manager, rows, max_records=2)
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert "more than 2 rows" in sync.error
+    assert not Document.objects.filter(knowledge_base=kb).exists()
+
+
+def test_a_bad_query_fails_with_the_database_message(kb, manager, rows):
+    source = sql_source(kb, manager, rows, query="SELECT * FROM no_such_table")
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert sync.error.startswith("Database error:") and "no_such_table" in sync.error
+
+
+def test_the_dsn_is_encrypted_at_rest_and_never_shown(kb, manager, rows):
+    secret_dsn = "postgresql://reader:Sup3rSecretPw@db.internal.example:5432/warehouse"
+    source = sql_source(kb, manager, rows, dsn=secret_dsn)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT row_to_json(s)::text FROM sources_source s WHERE id = %s", [source.pk])
+        stored = cursor.fetchone()[0]
+    assert "Sup3rSecretPw" not in stored and "reader" not in stored
+    assert Source.objects.get(pk=source.pk).dsn == secret_dsn
+    assert source.dsn_hint == "postgresql://•••@db.internal.example:5432/warehouse"
+    # Saving the form without a new DSN keeps the stored one.
+    source_update(actor=manager, source=source, name="Renamed", dsn="")
+    assert Source.objects.get(pk=source.pk).dsn == secret_dsn
+
+
+def test_sync_runs_as_the_creator_and_fails_when_they_lost_the_right(kb, manager, rows):
+    from accounts.models import Membership, Role
+
+    source = sql_source(kb, manager, rows)
+    Membership.objects.filter(user=manager).update(role=Role.EMPLOYEE)
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert "no longer manages" in sync.error
+
+
+def test_sqlite_source(kb, manager, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "faq.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT)")
+        db.execute("INSERT INTO faq VALUES ('A1', 'How?', 'Like this.')")
+    source = source_create(
+        actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="FAQ", dsn=f"sqlite:///{path}",
+        query="SELECT * FROM faq", key_field="code", title_template="{q}", body_template="{a}",
+    )
+    assert source_sync(source_id=source.pk).created == 1
+    writer = source_create(
+        actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="FAQ writer", dsn=f"sqlite:///{path}",
+        query="INSERT INTO faq VALUES ('B', 'x', 'y') RETURNING code", key_field="code",
+        title_template="{q}", body_template="{a}",
+    )
+    sync = source_sync(source_id=writer.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert "readonly" in sync.error.replace("-", "").replace(" ", "").lower()
+
+
+@pytest.mark.parametrize("template", ["{{ x|no_such_filter }}", "{% if %}", "{% load static %}{% static 'a' %}", "{% include '/etc/passwd' %}"])
+def test_unsafe_or_broken_templates_are_refused(kb, manager, rows, template):
+    from django.core.exceptions import ValidationError
+
+    if "include" in template:
+        # Parses, but there is no loader: rendering fails for the record, nothing is read from disk.
+        source = sql_source(kb, manager, rows, body_template=template)
+        sync = source_sync(source_id=source.pk)
+        assert sync.failed == 3 and sync.status == SyncStatus.FAILED
+        return
+    with pytest.raises(ValidationError):
+        sql_source(kb, manager, rows, body_template=template)
