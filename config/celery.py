@@ -28,6 +28,7 @@ app.conf.task_default_routing_key = Queue.DEFAULT.value
 app.conf.beat_schedule = {
     # Jobs and ingestion runs whose worker died are failed (and so retryable) instead of hanging.
     "sources-sync-due": {"task": "sources.tasks.sync_due_sources", "schedule": 60.0},
+    "ingestion-reap-stale": {"task": "knowledge.ingestion_reap_stale", "schedule": 300.0},
     "reap-stale-jobs": {"task": "core.job_reap_stale", "schedule": 300.0, "options": {"queue": Queue.DEFAULT.value}},
 }
 app.autodiscover_tasks()

@@ -20,6 +20,7 @@ from core.audit import client_ip
 
 from . import selectors, services
 from .diff import diff_texts
+from .pipeline import version_text
 from .policy import audit_entry_policy, document_policy, knowledge_base_policy, review_policy, version_policy
 from .serializers import (
     AuditEntrySerializer,
@@ -240,7 +241,7 @@ class DocumentViewSet(PolicyModelViewSet):
                 "document": document.pk,
                 "from_version": VersionSummarySerializer(old).data,
                 "to_version": VersionSummarySerializer(new).data,
-                "diff": diff_texts(old.content, new.content),
+                "diff": diff_texts(version_text(old), version_text(new)),
             }
         )
 

@@ -267,6 +267,10 @@ class VersionIngestion(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # The cleaned Markdown extracted from a file version (edited versions hold theirs in `content`).
+    extracted_text = models.TextField(_("extracted text"), blank=True)
+    # What the reader found: {"format": "pdf", "pages": 3} or {"format": "text", "encoding": "gbk"}.
+    extracted_meta = models.JSONField(_("extraction details"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("version ingestion")
@@ -275,6 +279,14 @@ class VersionIngestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {IngestionStatus.INDEXED, IngestionStatus.FAILED}
+
+    @property
+    def percent(self) -> int:
+        return round(min(max(self.progress, 0.0), 1.0) * 100)
 
 
 class Chunk(models.Model):

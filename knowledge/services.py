@@ -40,6 +40,7 @@ from .models import (
     Review,
     ReviewState,
 )
+from .pipeline import live_chunks_sync, version_ingest_enqueue
 from .policy import document_policy, knowledge_base_policy, review_policy, version_policy
 
 AUDIT_EDIT_LOCK_BREAK = "edit_lock_break"
@@ -149,6 +150,7 @@ def _new_version(
         version.file_size = file_from.file_size
         version.file_mime = file_from.file_mime
     version.save()
+    transaction.on_commit(lambda: version_ingest_enqueue(version=version))
     return version
 
 
@@ -168,6 +170,7 @@ def _publish(*, actor: Any, document: Document, version: DocumentVersion, ip: st
     document.live_version = version
     document.state = DocumentState.PUBLISHED
     document.save(update_fields=["live_version", "state", "updated_at"])
+    live_chunks_sync(document=document)
     audit_log(
         actor=actor,
         action=AuditAction.PUBLISH,
@@ -549,6 +552,7 @@ def document_archive(*, actor: Any, document: Document, ip: str | None = None) -
     locked.state = DocumentState.ARCHIVED
     locked.save(update_fields=["state", "updated_at"])
     EditLock.objects.filter(document=locked).delete()
+    live_chunks_sync(document=locked)
     audit_log(
         actor=actor, action=AuditAction.ARCHIVE, obj=locked, department=locked.knowledge_base.department,
         version=locked.latest_version, ip=ip, previous_state=previous,

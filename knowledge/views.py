@@ -38,6 +38,7 @@ from .forms import (
 )
 from .models import DocumentState
 from .policy import knowledge_base_policy, review_policy
+from .pipeline import version_text
 from .rendering import render_markdown
 
 # Pages that show document text also forbid inline script, as a second wall behind the sanitizer.
@@ -203,7 +204,7 @@ def document_detail(request, pk):
     context.update(
         shown=shown,
         shown_is_live=live is not None and shown.pk == live.pk,
-        rendered=render_markdown(shown.content),
+        rendered=render_markdown(version_text(shown)),
         open_review=open_review,
         metadata_form=DocumentMetadataForm(
             initial={"title": document.title, "tags": document.tags, "review_by": document.review_by}
@@ -253,7 +254,7 @@ def document_edit(request, pk):
         messages.error(request, " ".join(exc.messages))
         return redirect("knowledge:document", pk=document.pk)
     document = selectors.document_get(user=request.user, pk=pk)  # with the fresh lock
-    form = DocumentEditForm(initial={"base_version": latest.number, "content": latest.content})
+    form = DocumentEditForm(initial={"base_version": latest.number, "content": version_text(latest)})
     return render(
         request,
         "knowledge/editor.html",
@@ -320,7 +321,7 @@ def _conflict(request, document, exc, data):
     """Someone saved a newer version meanwhile: show both texts and their diff; nothing is lost."""
     latest = exc.latest
     mine = data["content"]
-    diff = diff_texts(latest.content, mine, context=DIFF_CONTEXT_LINES)
+    diff = diff_texts(version_text(latest), mine, context=DIFF_CONTEXT_LINES)
     form = DocumentEditForm(
         initial={"base_version": latest.number, "content": mine, "change_note": data.get("change_note", "")}
     )
@@ -449,7 +450,7 @@ def version_detail(request, pk, number):
     return render(
         request,
         "knowledge/version.html",
-        _document_context(request, document, version=version, rendered=render_markdown(version.content)),
+        _document_context(request, document, version=version, rendered=render_markdown(version_text(version))),
     )
 
 
@@ -481,7 +482,7 @@ def diff(request, pk):
     a, b = pair[a_number], pair[b_number]
     view = "inline" if request.GET.get("view") == "inline" else "side"
     full = request.GET.get("full") == "1"
-    result = diff_texts(a.content, b.content, context=None if full else DIFF_CONTEXT_LINES)
+    result = diff_texts(version_text(a), version_text(b), context=None if full else DIFF_CONTEXT_LINES)
     labels = {
         "old_label": _("v%(number)s by %(author)s") % {"number": a.number, "author": a.author},
         "new_label": _("v%(number)s by %(author)s") % {"number": b.number, "author": b.author},
@@ -523,7 +524,7 @@ def _review_context(request, review, form=None):
     base = document.live_version if document.live_version_id and document.live_version_id != version.pk else None
     if base is None and version.parent_id:
         base = version.parent
-    result = diff_texts(base.content if base else "", version.content, context=DIFF_CONTEXT_LINES)
+    result = diff_texts(version_text(base) if base else "", version_text(version), context=DIFF_CONTEXT_LINES)
     return _document_context(
         request,
         document,
@@ -532,7 +533,7 @@ def _review_context(request, review, form=None):
         base=base,
         form=form or ReviewDecisionForm(),
         can_decide=review.is_open and review_policy.user_has_permission_for_instance(request.user, "review", review),
-        rendered=render_markdown(version.content),
+        rendered=render_markdown(version_text(version)),
         rendered_diff=render_side_by_side_html(
             result,
             old_label=_("v%(number)s") % {"number": base.number} if base else _("(empty)"),

@@ -1,9 +1,161 @@
-"""BM25 index maintenance, called by the ingestion pipeline (bodies come with the retrieval work)."""
+"""BM25 index maintenance, called by the ingestion pipeline.
+
+- `index_chunks` writes the postings of new chunks (in the pipeline's transaction).
+- `searchable_changed` makes postings follow `Chunk.searchable` and keeps the collection
+  statistics (chunk count, total length, df) over searchable chunks only.
+
+The chunk row is the truth: both functions read `Chunk.searchable` rather than trusting their
+arguments, so calling them twice, or in either order, leaves the same index. All changes take the
+statistics row lock first, which serializes concurrent writers and rules out deadlocks on terms.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+from django.db import connection, transaction
+
+from knowledge.models import Chunk
+
+from .tokenize import tokenize
+
+STATS_ID = 1
 
 
+def chunk_index_text(*, title: str, heading_path: list[str], text: str) -> str:
+    """What BM25 indexes for a chunk: the document title and headings help short chunks match."""
+    return "\n".join([title, *heading_path, text])
+
+
+def _lock_statistics(cursor) -> None:
+    cursor.execute(
+        "INSERT INTO retrieval_bm25statistics (id, chunk_count, total_length) VALUES (%s, 0, 0) "
+        "ON CONFLICT (id) DO NOTHING",
+        [STATS_ID],
+    )
+    cursor.execute("SELECT 1 FROM retrieval_bm25statistics WHERE id = %s FOR UPDATE", [STATS_ID])
+
+
+def _term_ids(cursor, terms: set[str]) -> dict[str, int]:
+    if not terms:
+        return {}
+    ordered = sorted(terms)
+    cursor.execute(
+        "INSERT INTO retrieval_bm25term (term, df) SELECT t, 0 FROM unnest(%s::text[]) AS t "
+        "ON CONFLICT (term) DO NOTHING",
+        [ordered],
+    )
+    cursor.execute("SELECT term, id FROM retrieval_bm25term WHERE term = ANY(%s::text[])", [ordered])
+    return dict(cursor.fetchall())
+
+
+def _apply_delta(cursor, rows: list[tuple[int, int, int, bool]]) -> None:
+    """rows: (term_id, chunk_id, length, now_searchable) of postings whose flag just changed."""
+    if not rows:
+        return
+    df: Counter[int] = Counter()
+    chunks: dict[int, tuple[int, bool]] = {}
+    for term_id, chunk_id, length, searchable in rows:
+        df[term_id] += 1 if searchable else -1
+        chunks[chunk_id] = (length, searchable)
+    term_ids = sorted(t for t, d in df.items() if d)
+    cursor.execute(
+        "UPDATE retrieval_bm25term AS t SET df = t.df + d.delta "
+        "FROM unnest(%s::int[], %s::int[]) AS d(id, delta) WHERE t.id = d.id",
+        [term_ids, [df[t] for t in term_ids]],
+    )
+    count = sum(1 if s else -1 for _, s in chunks.values())
+    length = sum(ln if s else -ln for ln, s in chunks.values())
+    cursor.execute(
+        "UPDATE retrieval_bm25statistics SET chunk_count = chunk_count + %s, total_length = total_length + %s "
+        "WHERE id = %s",
+        [count, length, STATS_ID],
+    )
+
+
+def _remove_postings(cursor, chunk_ids: list[int]) -> None:
+    cursor.execute(
+        "DELETE FROM retrieval_bm25posting WHERE chunk_id = ANY(%s) RETURNING term_id, chunk_id, length, searchable",
+        [chunk_ids],
+    )
+    # Removing a searchable posting is the same as it stopping being searchable.
+    _apply_delta(cursor, [(t, c, ln, False) for t, c, ln, s in cursor.fetchall() if s])
+
+
+@transaction.atomic
 def index_chunks(*, chunk_ids: list[int]) -> None:
-    return None
+    """Tokenize chunks and write their postings (replacing any earlier ones)."""
+    chunk_ids = sorted(set(chunk_ids))
+    if not chunk_ids:
+        return
+    chunks = list(
+        Chunk.objects.filter(pk__in=chunk_ids).values_list(
+            "id", "knowledge_base_id", "searchable", "text", "heading_path", "document__title"
+        )
+    )
+    tokenized = [
+        (cid, kb, searchable, Counter(tokenize(chunk_index_text(title=title, heading_path=headings, text=text))))
+        for cid, kb, searchable, text, headings, title in chunks
+    ]
+    with connection.cursor() as cursor:
+        _lock_statistics(cursor)
+        _remove_postings(cursor, chunk_ids)
+        ids = _term_ids(cursor, {term for *_, counts in tokenized for term in counts})
+        buffer = io.StringIO()
+        added = []
+        for cid, kb, searchable, counts in tokenized:
+            length = sum(counts.values())
+            for term, tf in counts.items():
+                buffer.write(f"{cid}\t{ids[term]}\t{kb}\t{tf}\t{length}\t{'t' if searchable else 'f'}\n")
+                if searchable:
+                    added.append((ids[term], cid, length, True))
+        with cursor.cursor.copy(
+            "COPY retrieval_bm25posting (chunk_id, term_id, knowledge_base_id, tf, length, searchable) FROM STDIN"
+        ) as copy:
+            copy.write(buffer.getvalue())
+        _apply_delta(cursor, added)
 
 
+@transaction.atomic
 def searchable_changed(*, added: list[int], removed: list[int]) -> None:
-    return None
+    """Make postings follow `Chunk.searchable` for these chunks and update the statistics."""
+    chunk_ids = sorted(set(added) | set(removed))
+    if not chunk_ids:
+        return
+    with connection.cursor() as cursor:
+        _lock_statistics(cursor)
+        cursor.execute(
+            "SELECT c.id FROM knowledge_chunk c WHERE c.id = ANY(%s) AND NOT EXISTS "
+            "(SELECT 1 FROM retrieval_bm25posting p WHERE p.chunk_id = c.id)",
+            [chunk_ids],
+        )
+        missing = [row[0] for row in cursor.fetchall()]
+    if missing:
+        index_chunks(chunk_ids=missing)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE retrieval_bm25posting AS p SET searchable = c.searchable FROM knowledge_chunk c "
+            "WHERE p.chunk_id = c.id AND c.id = ANY(%s) AND p.searchable <> c.searchable "
+            "RETURNING p.term_id, p.chunk_id, p.length, p.searchable",
+            [chunk_ids],
+        )
+        _apply_delta(cursor, cursor.fetchall())
+
+
+@transaction.atomic
+def statistics_rebuild() -> None:
+    """Recount N, total length and df from the postings (after chunks were deleted in bulk)."""
+    with connection.cursor() as cursor:
+        _lock_statistics(cursor)
+        cursor.execute(
+            "UPDATE retrieval_bm25statistics s SET chunk_count = x.n, total_length = x.total FROM "
+            "(SELECT count(*) AS n, coalesce(sum(length), 0) AS total FROM "
+            "(SELECT DISTINCT chunk_id, length FROM retrieval_bm25posting WHERE searchable) AS c) AS x WHERE s.id = %s",
+            [STATS_ID],
+        )
+        cursor.execute(
+            "UPDATE retrieval_bm25term t SET df = coalesce(x.df, 0) FROM retrieval_bm25term t2 LEFT JOIN "
+            "(SELECT term_id, count(*) AS df FROM retrieval_bm25posting WHERE searchable GROUP BY term_id) AS x "
+            "ON x.term_id = t2.id WHERE t.id = t2.id AND t.df <> coalesce(x.df, 0)"
+        )

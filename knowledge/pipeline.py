@@ -1,0 +1,654 @@
+"""The ingestion pipeline, per document version: extract → clean → chunk → embed → index.
+
+The VersionIngestion row is the truth (status, progress, per-stage timings, heartbeat); the
+document page, the reaper and retries read it. A version's chunks, vectors and BM25 postings are
+written in ONE transaction after deleting any earlier chunks of that version, so a retried,
+redelivered or killed run never leaves partial or duplicate chunks. Only chunks of a document's
+live (published) version are searchable; `live_chunks_sync` keeps the flags right.
+
+Several versions can run as one batch (`versions_ingest_run`): their chunk texts are encoded
+together, which is what keeps bulk imports close to bare encode throughput.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from accounts.policy import is_company_admin
+from config.celery import Queue
+from core.audit import audit_log
+from core.jobs import register
+
+from . import embedding
+from .ingestion import IngestionError
+from .models import (
+    Chunk,
+    ChunkVector,
+    Document,
+    DocumentState,
+    DocumentVersion,
+    EmbeddingSpace,
+    EmbeddingSpaceStatus,
+    IngestionStatus,
+    VersionIngestion,
+)
+from .policy import document_policy
+
+logger = logging.getLogger(__name__)
+
+RUNNING = (IngestionStatus.EXTRACTING, IngestionStatus.CHUNKING, IngestionStatus.EMBEDDING)
+FINISHED = (IngestionStatus.INDEXED, IngestionStatus.FAILED)
+# A running version whose heartbeat is older than this belongs to a dead worker.
+STALE_AFTER = dt.timedelta(minutes=10)
+# Chunk texts encoded per call: large enough for length-sorted batches, small enough to heartbeat.
+ENCODE_SLICE = 1024
+ENCODE_BATCH = 64
+AUDIT_INGEST_RETRY = "ingest_retry"
+AUDIT_EMBEDDING_REBUILD = "embedding_rebuild"
+REBUILD_JOB_KIND = "embedding_space_build"
+
+# Share of the progress bar at the start of each stage.
+_PROGRESS = {"extract": 0.0, "chunk": 0.1, "embed": 0.2, "index": 0.9}
+
+WORKER_LOST_MESSAGE = _(
+    "The worker stopped while processing this version (it was killed or timed out). "
+    "No partial chunks were kept; retry it."
+)
+UNEXPECTED_MESSAGE = _("Ingestion failed unexpectedly: {error}")
+
+
+# --- text of a version --------------------------------------------------------------------------
+
+
+def is_file_version(version: DocumentVersion) -> bool:
+    """A version whose text comes from its original file (uploads); edited versions carry Markdown."""
+    return bool(version.original_file) and not version.content.strip()
+
+
+def version_text(version: DocumentVersion) -> str:
+    """The Markdown of a version: its content, or the text extracted from its original file."""
+    if not is_file_version(version):
+        return version.content
+    text = VersionIngestion.objects.filter(version_id=version.pk).values_list("extracted_text", flat=True).first()
+    return text or ""
+
+
+# --- queueing and retry -------------------------------------------------------------------------
+
+
+def version_ingest_enqueue(*, version: DocumentVersion) -> VersionIngestion:
+    """Create or reset the version's ingestion row to queued; the task is queued after commit."""
+    ingestion, _created = VersionIngestion.objects.update_or_create(
+        version=version,
+        defaults={
+            "status": IngestionStatus.QUEUED,
+            "progress": 0.0,
+            "error_code": "",
+            "error_message": "",
+            "stage_timings": {},
+            "queued_at": timezone.now(),
+            "started_at": None,
+            "finished_at": None,
+            "heartbeat_at": None,
+            "worker": "",
+        },
+    )
+    version_id = version.pk
+    transaction.on_commit(lambda: version_ingest_dispatch(version_id=version_id))
+    return ingestion
+
+
+def version_ingest_dispatch(*, version_id: int) -> None:
+    """Send the task. A broker outage must not break the request that saved the version: the
+    row stays queued and the reaper sends it again."""
+    from .tasks import version_ingest
+
+    try:
+        version_ingest.apply_async(args=[version_id], queue=Queue.INGEST.value)
+    except Exception:  # noqa: BLE001 - logged; the reaper re-dispatches queued rows
+        logger.exception("Could not queue ingestion of version %s", version_id)
+
+
+@transaction.atomic
+def version_ingest_retry(*, actor: Any, version: DocumentVersion, ip: str | None = None) -> VersionIngestion:
+    """Queue a failed version again (editors of the document only)."""
+    document = version.document
+    if not document_policy.user_has_permission_for_instance(actor, "change", document):
+        raise PermissionDenied
+    row = VersionIngestion.objects.select_for_update().filter(version=version).first()
+    if row is not None and row.status != IngestionStatus.FAILED:
+        raise ValidationError(gettext("Only a failed version can be retried."), code="not_failed")
+    ingestion = version_ingest_enqueue(version=version)
+    audit_log(
+        actor=actor, action=AUDIT_INGEST_RETRY, obj=document, department=document.knowledge_base.department,
+        version=version, ip=ip, number=version.number,
+        previous_error=row.error_code if row is not None else "",
+    )
+    return ingestion
+
+
+def ingestion_reap_stale(*, older_than: dt.timedelta = STALE_AFTER) -> int:
+    """Fail versions whose worker stopped sending heartbeats (they become retryable), and send
+    again the queued versions whose message seems lost. Returns how many were failed."""
+    now = timezone.now()
+    cutoff = now - older_than
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    reaped = VersionIngestion.objects.filter(Q(status__in=RUNNING) & stale).update(
+        status=IngestionStatus.FAILED,
+        error_code="worker_lost",
+        error_message=str(WORKER_LOST_MESSAGE),
+        finished_at=now,
+    )
+    lost = list(
+        VersionIngestion.objects.filter(status=IngestionStatus.QUEUED, queued_at__lt=now - 3 * older_than)
+        .values_list("version_id", flat=True)[:500]
+    )
+    if lost:
+        VersionIngestion.objects.filter(version_id__in=lost).update(queued_at=now)
+        for version_id in lost:
+            version_ingest_dispatch(version_id=version_id)
+    return reaped
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Work:
+    row: VersionIngestion
+    version: DocumentVersion
+    timings: dict = field(default_factory=dict)
+    extracted: Any = None
+    chunks: list = field(default_factory=list)
+    entities: list = field(default_factory=list)
+    vectors: dict = field(default_factory=dict)  # space id -> ndarray
+    failed: bool = False
+
+
+def version_ingest_run(*, version_id: int) -> VersionIngestion | None:
+    """Run every stage for one version in this process (the Celery task calls this)."""
+    versions_ingest_run(version_ids=[version_id])
+    return VersionIngestion.objects.filter(version_id=version_id).first()
+
+
+def versions_ingest_run(*, version_ids: list[int]) -> list[int]:
+    """Run the pipeline for several versions, encoding their chunks together. Each version ends
+    indexed or failed on its own; returns the ids of the versions this call indexed."""
+    works = [work for work in (_claim(version_id) for version_id in version_ids) if work is not None]
+    if not works:
+        return []
+    space = embedding.active_space()
+    for work in works:
+        _prepare(work, space)
+    ready = [work for work in works if not work.failed]
+    if not ready:
+        return []
+    try:
+        _embed(ready)
+    except Exception as exc:  # noqa: BLE001 - the rows record every failure
+        for work in ready:
+            _fail(work, exc)
+        return []
+    try:
+        _write(ready)
+    except Exception as exc:  # noqa: BLE001
+        if len(ready) == 1:
+            _fail(ready[0], exc)
+            return []
+        logger.warning("Batch write failed (%s); writing versions one by one", exc)
+        done = []
+        for work in ready:
+            try:
+                _write([work])
+                done.append(work)
+            except Exception as single:  # noqa: BLE001
+                _fail(work, single)
+        return [work.version.pk for work in done]
+    return [work.version.pk for work in ready]
+
+
+def _claim(version_id: int) -> _Work | None:
+    """Take the version for this worker, unless it is finished or another live worker has it."""
+    with transaction.atomic():
+        row = VersionIngestion.objects.select_for_update().filter(version_id=version_id).first()
+        if row is None:
+            if not DocumentVersion.objects.filter(pk=version_id).exists():
+                return None
+            VersionIngestion.objects.get_or_create(version_id=version_id)
+            row = VersionIngestion.objects.select_for_update().get(version_id=version_id)
+        if row.status in FINISHED:
+            return None
+        now = timezone.now()
+        if row.status in RUNNING and row.heartbeat_at and row.heartbeat_at > now - STALE_AFTER:
+            return None
+        row.status = IngestionStatus.EXTRACTING
+        row.progress = 0.0
+        row.started_at = row.heartbeat_at = now
+        row.finished_at = None
+        row.attempts += 1
+        row.worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        row.error_code = row.error_message = ""
+        row.stage_timings = {}
+        row.save()
+    version = DocumentVersion.objects.select_related("document__knowledge_base").get(pk=version_id)
+    return _Work(row=row, version=version)
+
+
+def _beat(works: list[_Work], *, status: str | None = None, progress: float | None = None) -> None:
+    """Heartbeat (and stage/progress) for rows this worker still owns."""
+    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if status is not None:
+        fields["status"] = status
+    if progress is not None:
+        fields["progress"] = progress
+    owned = Q()
+    for work in works:
+        owned |= Q(pk=work.row.pk, attempts=work.row.attempts)
+        work.row.status = fields.get("status", work.row.status)
+    VersionIngestion.objects.filter(owned, status__in=RUNNING).update(**fields)
+
+
+def _prepare(work: _Work, space: EmbeddingSpace) -> None:
+    """Extract, clean and chunk one version (status extracting, then chunking)."""
+    from .ingestion import chunk_blocks, extract_entities, tokenizer_counter
+
+    try:
+        started = time.monotonic()
+        work.extracted = _extract(work.version)
+        work.timings["extract"] = round(time.monotonic() - started, 4)
+        _beat([work], status=IngestionStatus.CHUNKING, progress=_PROGRESS["chunk"])
+        started = time.monotonic()
+        chunk_settings = work.version.document.knowledge_base.chunk_settings or {}
+        work.chunks = chunk_blocks(
+            work.extracted.blocks,
+            count_tokens=tokenizer_counter(space.model_path),
+            chunk_tokens=int(chunk_settings.get("chunk_tokens", 256)),
+            overlap_tokens=int(chunk_settings.get("overlap_tokens", 32)),
+        )
+        if not work.chunks:
+            raise IngestionError("empty", name=_source_name(work.version))
+        work.entities = [extract_entities(chunk.text) for chunk in work.chunks]
+        work.timings["chunk"] = round(time.monotonic() - started, 4)
+        _beat([work], status=IngestionStatus.EMBEDDING, progress=_PROGRESS["embed"])
+    except Exception as exc:  # noqa: BLE001 - every failure ends on the row
+        _fail(work, exc)
+
+
+def _source_name(version: DocumentVersion) -> str:
+    return version.file_name or version.document.title
+
+
+def _extract(version: DocumentVersion):
+    from .ingestion import ExtractedDocument, clean_document, detect, extract, extract_archive
+    from .ingestion.extract import parse_markdown
+
+    if is_file_version(version):
+        name = version.file_name or Path(version.original_file.name).name
+        with version.original_file.open("rb") as handle:
+            data = handle.read()
+        limit = settings.UPLOAD_MAX_BYTES
+        if len(data) <= limit and data.strip() and detect(data, name) == "zip":
+            # An archive is unpacked at upload; one stored as a version is refused, a bomb as a bomb.
+            extract_archive(data, name, max_bytes=limit, max_uncompressed_bytes=4 * limit)
+            raise IngestionError("unsupported_type", name=name)
+        document = extract(data, name, max_bytes=limit, max_uncompressed_bytes=4 * limit)
+    else:
+        blocks = parse_markdown(version.content)
+        if not any(block.text.strip() for block in blocks):
+            raise IngestionError("empty", name=_source_name(version))
+        document = ExtractedDocument(markdown=version.content, blocks=blocks, meta={"format": "markdown"})
+    return clean_document(document)
+
+
+def _spaces_to_fill() -> list[EmbeddingSpace]:
+    """The active space, and any space being built by a re-embedding."""
+    return list(
+        EmbeddingSpace.objects.filter(status__in=[EmbeddingSpaceStatus.ACTIVE, EmbeddingSpaceStatus.BUILDING])
+        .order_by("-status", "pk")  # "building" < "active": the active one first
+    )
+
+
+def _embed(works: list[_Work]) -> None:
+    """Encode every chunk of every version in a few large calls, heartbeating between them."""
+    started = time.monotonic()
+    texts = [chunk.text for work in works for chunk in work.chunks]
+    spaces = _spaces_to_fill()
+    total = max(1, len(texts) * len(spaces))
+    done = 0
+    for space in spaces:
+        parts = []
+        for start in range(0, len(texts), ENCODE_SLICE):
+            part = texts[start : start + ENCODE_SLICE]
+            parts.append(embedding.encode(space.model_path, part, batch_size=ENCODE_BATCH))
+            done += len(parts[-1])
+            share = _PROGRESS["embed"] + (_PROGRESS["index"] - _PROGRESS["embed"]) * done / total
+            _beat(works, progress=round(share, 4))
+        matrix = np.concatenate(parts) if parts else np.zeros((0, space.dimension), dtype=np.float32)
+        offset = 0
+        for work in works:
+            work.vectors[space.pk] = matrix[offset : offset + len(work.chunks)]
+            offset += len(work.chunks)
+    elapsed = time.monotonic() - started
+    for work in works:
+        # Shared encode time, attributed by each version's share of the chunks.
+        work.timings["embed"] = round(elapsed * len(work.chunks) / max(1, len(texts)), 4)
+    _beat(works, progress=_PROGRESS["index"])
+
+
+def _lock_spaces_for_write() -> list[EmbeddingSpace]:
+    """Share-lock the spaces to fill, so a re-embedding cannot activate its space while these
+    chunks are being written without vectors in it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM knowledge_embeddingspace WHERE status IN (%s, %s) ORDER BY id FOR SHARE",
+            [EmbeddingSpaceStatus.ACTIVE.value, EmbeddingSpaceStatus.BUILDING.value],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return list(EmbeddingSpace.objects.filter(pk__in=ids))
+
+
+def _write(works: list[_Work]) -> None:
+    """The index stage: chunks + vectors + BM25 postings of these versions in one transaction."""
+    from retrieval.indexing import index_chunks, searchable_changed
+
+    started = time.monotonic()
+    with transaction.atomic():
+        document_ids = sorted({work.version.document_id for work in works})
+        # Same lock order as the knowledge services (document rows), so publish and index serialize.
+        list(Document.objects.select_for_update().filter(pk__in=document_ids).order_by("pk").values_list("pk"))
+        owned = Q()
+        for work in works:
+            owned |= Q(pk=work.row.pk, attempts=work.row.attempts)
+        mine = set(
+            VersionIngestion.objects.select_for_update().filter(owned, status__in=RUNNING).values_list("pk", flat=True)
+        )
+        works = [work for work in works if work.row.pk in mine]  # a reaped-and-retaken run writes nothing
+        if not works:
+            return
+        spaces = _lock_spaces_for_write()
+        for space in spaces:
+            missing = [work for work in works if space.pk not in work.vectors]
+            if missing:  # a space created after the embed stage (rare)
+                texts = [chunk.text for work in missing for chunk in work.chunks]
+                matrix = embedding.encode(space.model_path, texts, batch_size=ENCODE_BATCH)
+                offset = 0
+                for work in missing:
+                    work.vectors[space.pk] = matrix[offset : offset + len(work.chunks)]
+                    offset += len(work.chunks)
+        version_ids = [work.version.pk for work in works]
+        old = Chunk.objects.filter(version_id__in=version_ids)
+        old_searchable = list(old.filter(searchable=True).values_list("pk", flat=True))
+        if old_searchable:
+            searchable_changed(added=[], removed=old_searchable)
+        old.delete()
+        rows = []
+        for work in works:
+            version = work.version
+            for chunk, entities in zip(work.chunks, work.entities, strict=True):
+                rows.append(
+                    Chunk(
+                        version_id=version.pk,
+                        document_id=version.document_id,
+                        knowledge_base_id=version.document.knowledge_base_id,
+                        index=chunk.index,
+                        text=chunk.text,
+                        token_count=chunk.token_count,
+                        heading_path=[part[:500] for part in chunk.heading_path],
+                        position=chunk.position,
+                        entities=entities,
+                    )
+                )
+        created = Chunk.objects.bulk_create(rows, batch_size=2000)
+        _insert_vectors(works, created, spaces)
+        index_chunks(chunk_ids=[chunk.pk for chunk in created])
+        now = timezone.now()
+        elapsed = time.monotonic() - started
+        total = max(1, len(created))
+        updated = []
+        for work in works:
+            row = work.row
+            row.status = IngestionStatus.INDEXED
+            row.progress = 1.0
+            row.chunk_count = len(work.chunks)
+            row.finished_at = row.heartbeat_at = now
+            row.stage_timings = {**work.timings, "index": round(elapsed * len(work.chunks) / total, 4)}
+            if is_file_version(work.version):
+                row.extracted_text = work.extracted.markdown
+            row.extracted_meta = work.extracted.meta
+            updated.append(row)
+        VersionIngestion.objects.bulk_update(
+            updated,
+            ["status", "progress", "chunk_count", "finished_at", "heartbeat_at", "stage_timings", "extracted_text",
+             "extracted_meta"],
+            batch_size=1000,
+        )
+        _sync_searchable(document_ids)
+
+
+def _insert_vectors(works: list[_Work], created: list[Chunk], spaces: list[EmbeddingSpace]) -> None:
+    """COPY the vectors in pgvector's text form: far cheaper than INSERTs for thousands of rows."""
+    if not created:
+        return
+    kb_of = {work.version.pk: work.version.document.knowledge_base_id for work in works}
+    lines = []
+    for space in spaces:
+        matrix = np.concatenate([work.vectors[space.pk] for work in works])
+        for chunk, vector in zip(created, matrix, strict=True):
+            literal = "[" + ",".join(map(repr, vector.tolist())) + "]"
+            lines.append(f"{space.pk}\t{chunk.pk}\t{kb_of[chunk.version_id]}\tf\t{literal}\n")
+    _copy_rows("knowledge_chunkvector", ("space_id", "chunk_id", "knowledge_base_id", "searchable", "embedding"), lines)
+
+
+def _copy_rows(table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+    import io
+
+    buffer = io.StringIO("".join(lines))
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if hasattr(raw, "copy"):  # psycopg 3
+            with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                while data := buffer.read(1 << 20):
+                    copy.write(data)
+        else:  # psycopg2
+            raw.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+
+
+def _fail(work: _Work, exc: BaseException) -> None:
+    if isinstance(exc, IngestionError):
+        code, message = exc.code, str(exc.message)
+    else:
+        logger.exception("Ingestion of version %s failed", work.version.pk, exc_info=exc)
+        code, message = "internal_error", str(UNEXPECTED_MESSAGE).format(error=f"{type(exc).__name__}: {exc}")
+    work.failed = True
+    VersionIngestion.objects.filter(pk=work.row.pk, attempts=work.row.attempts).update(
+        status=IngestionStatus.FAILED,
+        error_code=code[:64],
+        error_message=message,
+        stage_timings=work.timings,
+        finished_at=timezone.now(),
+    )
+
+
+# --- searchable flags -----------------------------------------------------------------------------
+
+
+def live_chunks_sync(*, document: Document) -> None:
+    """Searchable chunks are those of the live version once it is indexed; until then the
+    previously searchable ones stay; an archived or unpublished document has none."""
+    _sync_searchable([document.pk])
+
+
+def _sync_searchable(document_ids: list[int]) -> None:
+    from retrieval.indexing import searchable_changed
+
+    documents = list(Document.objects.filter(pk__in=document_ids).values_list("pk", "state", "live_version_id"))
+    live_ids = [live for _pk, _state, live in documents if live is not None]
+    indexed = set(
+        VersionIngestion.objects.filter(version_id__in=live_ids, status=IngestionStatus.INDEXED).values_list(
+            "version_id", flat=True
+        )
+    )
+    targets: list[int] = []  # versions whose chunks are searchable
+    settled: list[int] = []  # documents whose searchable set is decided now
+    for pk, state, live in documents:
+        if state == DocumentState.ARCHIVED or live is None:
+            settled.append(pk)
+        elif live in indexed:
+            settled.append(pk)
+            targets.append(live)
+        # else: the live version is not indexed yet (or failed): the previous chunks stay searchable
+    if not settled:
+        return
+    added = list(Chunk.objects.filter(version_id__in=targets, searchable=False).values_list("pk", flat=True))
+    removed = list(
+        Chunk.objects.filter(document_id__in=settled, searchable=True)
+        .exclude(version_id__in=targets)
+        .values_list("pk", flat=True)
+    )
+    if added:
+        Chunk.objects.filter(pk__in=added).update(searchable=True)
+        ChunkVector.objects.filter(chunk_id__in=added).update(searchable=True)
+    if removed:
+        Chunk.objects.filter(pk__in=removed).update(searchable=False)
+        ChunkVector.objects.filter(chunk_id__in=removed).update(searchable=False)
+    if added or removed:
+        searchable_changed(added=added, removed=removed)
+
+
+# --- re-embedding when the configured model changes -----------------------------------------------
+
+
+def configured_model_path() -> str:
+    return str(Path(settings.EMBEDDING_MODEL_PATH).resolve())
+
+
+def embedding_model_changed() -> bool:
+    """True when settings.EMBEDDING_MODEL_PATH is not the active space's model."""
+    active = EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.ACTIVE).first()
+    return active is not None and active.model_path != configured_model_path()
+
+
+@transaction.atomic
+def embedding_space_rebuild_start(*, actor: Any, model_path: str | None = None):
+    """Build a space for the configured model in the background (company admins). Searches keep
+    using the active space until the new one has a vector for every chunk. Returns the Job."""
+    from core.models import Job, JobStatus
+    from core.services import job_create
+
+    if not is_company_admin(actor):
+        raise PermissionDenied
+    embedding.active_space()  # a fresh database gets its first space before any rebuild
+    path = str(Path(model_path).resolve()) if model_path else configured_model_path()
+    active = EmbeddingSpace.objects.select_for_update().get(status=EmbeddingSpaceStatus.ACTIVE)
+    if active.model_path == path:
+        raise ValidationError(gettext("The configured model is already the active one."), code="unchanged")
+    space = EmbeddingSpace.objects.filter(model_path=path, status=EmbeddingSpaceStatus.BUILDING).first()
+    if space is not None:
+        running = Job.objects.filter(
+            kind=REBUILD_JOB_KIND, params__space_id=space.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+        ).first()
+        if running is not None:
+            return running
+    else:
+        try:
+            dimension = embedding.model_dimension(path)
+        except (OSError, ValueError) as exc:
+            raise ValidationError(str(exc), code="model_missing") from exc
+        space = EmbeddingSpace.objects.create(
+            model_path=path, model_name=Path(path).name, dimension=dimension, status=EmbeddingSpaceStatus.BUILDING
+        )
+    audit_log(actor=actor, action=AUDIT_EMBEDDING_REBUILD, obj=space, model_path=path, previous=active.model_path)
+    return job_create(actor=actor, kind=REBUILD_JOB_KIND, params={"space_id": space.pk}, check_permission=False)
+
+
+@register(REBUILD_JOB_KIND, queue=Queue.INGEST)
+def embedding_space_build(job) -> dict:
+    """Encode every chunk into the new space, batch by batch, then activate it in one step."""
+    from core.services import job_progress
+
+    space = EmbeddingSpace.objects.get(pk=job.params["space_id"])
+    if space.status != EmbeddingSpaceStatus.BUILDING:
+        return {"space_id": space.pk, "status": space.status}
+    done = 0
+    try:
+        while True:
+            missing = Chunk.objects.exclude(vectors__space=space)
+            total = done + missing.count()
+            columns = ("pk", "text", "knowledge_base_id", "searchable")
+            batch = list(missing.order_by("pk").values_list(*columns)[:ENCODE_SLICE])
+            if not batch:
+                if embedding_space_activate(space=space):
+                    break
+                continue
+            matrix = embedding.encode(space.model_path, [text for _pk, text, _kb, _s in batch], batch_size=ENCODE_BATCH)
+            ChunkVector.objects.bulk_create(
+                [
+                    ChunkVector(space=space, chunk_id=pk, knowledge_base_id=kb, searchable=searchable, embedding=vector)
+                    for (pk, _text, kb, searchable), vector in zip(batch, matrix, strict=True)
+                ],
+                ignore_conflicts=True,  # the pipeline may have written some of them meanwhile
+            )
+            done += len(batch)
+            fraction = done / max(1, total)
+            EmbeddingSpace.objects.filter(pk=space.pk).update(progress=min(fraction, 0.99))
+            job_progress(job=job, fraction=min(fraction, 0.99), message=f"{done}/{total} chunks")
+    except Exception as exc:
+        EmbeddingSpace.objects.filter(pk=space.pk).update(status=EmbeddingSpaceStatus.FAILED, error_message=str(exc))
+        raise
+    retired = _drop_retired_vectors()
+    return {"space_id": space.pk, "chunks": done, "retired_vectors_deleted": retired}
+
+
+@transaction.atomic
+def embedding_space_activate(*, space: EmbeddingSpace) -> bool:
+    """Make `space` the active one if it has a vector for every chunk; False if some are missing."""
+    spaces = list(EmbeddingSpace.objects.select_for_update().filter(
+        status__in=[EmbeddingSpaceStatus.ACTIVE, EmbeddingSpaceStatus.BUILDING]
+    ).order_by("pk"))
+    space = next(item for item in spaces if item.pk == space.pk)
+    if Chunk.objects.exclude(vectors__space=space).exists():
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE knowledge_chunkvector v SET searchable = c.searchable FROM knowledge_chunk c "
+            "WHERE v.chunk_id = c.id AND v.space_id = %s AND v.searchable <> c.searchable",
+            [space.pk],
+        )
+        # Deferred FK checks queued earlier in this transaction would block CREATE INDEX.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    embedding.ensure_hnsw_index(space)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    now = timezone.now()
+    EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.ACTIVE).update(status=EmbeddingSpaceStatus.RETIRED)
+    EmbeddingSpace.objects.filter(pk=space.pk).update(
+        status=EmbeddingSpaceStatus.ACTIVE, progress=1.0, activated_at=now
+    )
+    return True
+
+
+def _drop_retired_vectors() -> int:
+    deleted = 0
+    for space in EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.RETIRED):
+        with transaction.atomic():
+            count, _rows = ChunkVector.objects.filter(space=space).delete()
+            deleted += count
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP INDEX IF EXISTS {space.hnsw_index_name}")
+    return deleted

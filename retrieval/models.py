@@ -1,0 +1,125 @@
+"""BM25 postings and collection statistics, and hit-testing sets with their kept runs.
+
+BM25 lives in PostgreSQL so that it scales with the database and obeys the same permission
+filter as every other read: a posting copies `knowledge_base_id` and `searchable` from its chunk,
+and a partial covering index on `term` serves the query from the index alone.
+Collection statistics (N, total length, df) count searchable chunks only; `indexing.py` keeps them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Bm25Term(models.Model):
+    term = models.CharField(max_length=100, unique=True)
+    # Searchable chunks containing the term.
+    df = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.term
+
+
+class Bm25Statistics(models.Model):
+    """One row (id 1): searchable chunk count and their total length in terms."""
+
+    chunk_count = models.BigIntegerField(default=0)
+    total_length = models.BigIntegerField(default=0)
+
+    @property
+    def average_length(self) -> float:
+        return self.total_length / self.chunk_count if self.chunk_count else 0.0
+
+
+class Bm25Posting(models.Model):
+    pk = models.CompositePrimaryKey("chunk", "term")
+    chunk = models.ForeignKey("knowledge.Chunk", on_delete=models.CASCADE, related_name="+")
+    term = models.ForeignKey(Bm25Term, on_delete=models.CASCADE, related_name="+", db_index=False)
+    knowledge_base = models.ForeignKey(
+        "knowledge.KnowledgeBase", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    tf = models.PositiveIntegerField()
+    # Length of the chunk in terms, copied to every posting so that scoring reads the index alone.
+    length = models.PositiveIntegerField()
+    searchable = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["term"],
+                include=["chunk", "tf", "length", "knowledge_base"],
+                condition=models.Q(searchable=True),
+                name="bm25posting_term_searchable",
+            )
+        ]
+
+
+class HitTestSet(models.Model):
+    """Saved queries with the documents a good search should find, for one knowledge base."""
+
+    knowledge_base = models.ForeignKey(
+        "knowledge.KnowledgeBase", verbose_name=_("knowledge base"), on_delete=models.CASCADE,
+        related_name="hit_test_sets",
+    )
+    name = models.CharField(_("name"), max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["knowledge_base", "name"]
+        verbose_name = _("hit-test set")
+        verbose_name_plural = _("hit-test sets")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HitTestQuery(models.Model):
+    test_set = models.ForeignKey(HitTestSet, on_delete=models.CASCADE, related_name="queries")
+    query = models.CharField(_("query"), max_length=1000)
+    expected_documents = models.ManyToManyField(
+        "knowledge.Document", verbose_name=_("expected documents"), related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("hit-test query")
+        verbose_name_plural = _("hit-test queries")
+
+    def __str__(self) -> str:
+        return self.query
+
+
+class HitTestRunStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+class HitTestRun(models.Model):
+    """One evaluation of a set; every run is kept so that the history shows drops."""
+
+    test_set = models.ForeignKey(HitTestSet, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(
+        _("status"), max_length=16, choices=HitTestRunStatus.choices, default=HitTestRunStatus.QUEUED
+    )
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # {"bm25": {"recall@1": .., "recall@5": .., "recall@10": .., "mrr@10": ..}, "dense": {...}, ...}
+    metrics = models.JSONField(_("metrics"), default=dict, blank=True)
+    # What the run searched with: retrieval settings, embedding model, searchable chunk count.
+    context = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("hit-test run")
+        verbose_name_plural = _("hit-test runs")
+
+    def __str__(self) -> str:
+        return f"{self.test_set} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"

@@ -1,0 +1,420 @@
+"""Permission-filtered search over knowledge chunks: BM25, dense (pgvector HNSW), their fusion,
+and an optional cross-encoder rerank. Chat, the hit-testing page and the REST API call `search`.
+
+The acting user is required everywhere: every SQL statement below takes the knowledge-base read
+policy (`knowledge_base_policy.instances_user_has_permission_for(user, "view")`) as a subquery.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from knowledge.models import Chunk, EmbeddingSpace, EmbeddingSpaceStatus
+from knowledge.policy import knowledge_base_policy
+
+from .tokenize import is_cjk, tokenize
+
+MODES = ("bm25", "dense", "hybrid", "hybrid_rerank")
+FUSIONS = ("weighted", "rrf")
+
+# Defaults, overridable per knowledge base in KnowledgeBase.retrieval_settings (tuned on dev splits).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "fusion": "weighted",
+    "weights": {"bm25": 1.0, "dense": 1.0},
+    # A dense model without Chinese training only adds noise to Chinese queries.
+    "weights_cjk_monolingual": {"bm25": 1.0, "dense": 0.0},
+    "rrf_k": 60,
+    "candidates": 50,
+    "rerank_top": 20,
+    # Below this fused score a result is not relevant knowledge (weighted fusion is in [0, 1]).
+    "min_score": 0.05,
+    "rerank_min_score": 0.0,
+    "k1": 1.5,
+    "b": 0.75,
+    "ef_search": 100,
+}
+MULTILINGUAL_HINTS = ("multilingual", "m3", "bge-", "e5", "chinese", "zh", "labse", "xlm", "paraphrase-multi")
+
+
+@dataclass
+class RetrieverScore:
+    rank: int | None
+    score: float | None
+
+
+@dataclass
+class SearchHit:
+    chunk: Chunk
+    score: float
+    rank: int
+    fused_score: float | None = None
+    retrievers: dict[str, RetrieverScore] = field(default_factory=dict)
+
+    @property
+    def version(self):
+        return self.chunk.version
+
+    @property
+    def document(self):
+        return self.chunk.document
+
+
+class SearchResults(list):
+    """The ranked hits; `no_answer` is True when nothing passed the relevance threshold."""
+
+    def __init__(self, hits=(), *, mode: str, no_answer: bool, timings: dict[str, float] | None = None):
+        super().__init__(hits)
+        self.mode = mode
+        self.no_answer = no_answer
+        self.timings = timings or {}
+
+
+@dataclass
+class Scope:
+    """The SQL that restricts a search: the user's readable knowledge bases and the filters."""
+
+    kb_sql: str
+    kb_params: list
+    chunk_sql: str | None = None
+    chunk_params: list = field(default_factory=list)
+
+
+def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
+    readable = knowledge_base_policy.instances_user_has_permission_for(user, "view")
+    if knowledge_bases is not None:
+        readable = readable.filter(pk__in=[getattr(kb, "pk", kb) for kb in knowledge_bases])
+    kb_sql, kb_params = readable.values("pk").query.sql_with_params()
+    scope = Scope(kb_sql=kb_sql, kb_params=list(kb_params))
+    filters = filters or {}
+    chunks = Chunk.objects.filter(searchable=True, knowledge_base__in=readable)
+    filtered = False
+    if filters.get("tags"):
+        chunks = chunks.filter(document__tags__overlap=list(filters["tags"]))
+        filtered = True
+    if filters.get("tags_all"):
+        chunks = chunks.filter(document__tags__contains=list(filters["tags_all"]))
+        filtered = True
+    for key, lookup in (("updated_after", "gte"), ("updated_before", "lte")):
+        if filters.get(key):
+            chunks = chunks.filter(**{f"version__created_at__{lookup}": filters[key]})
+            filtered = True
+    if filtered:
+        sql, params = chunks.values("pk").query.sql_with_params()
+        scope.chunk_sql, scope.chunk_params = sql, list(params)
+    return scope
+
+
+def _scope_where(scope: Scope, alias: str) -> tuple[str, list]:
+    where = f" AND {alias}.knowledge_base_id IN ({scope.kb_sql})"
+    params = list(scope.kb_params)
+    if scope.chunk_sql:
+        where += f" AND {alias}.chunk_id IN ({scope.chunk_sql})"
+        params += scope.chunk_params
+    return where, params
+
+
+# --- BM25 -----------------------------------------------------------------------------------------
+
+
+def _bm25_weights(query: str, cfg: dict) -> tuple[list[int], list[float], float, float]:
+    """Term ids, idf × query-term frequency, the average chunk length and the score bound."""
+    terms = tokenize(query)
+    if not terms:
+        return [], [], 0.0, 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_count, total_length FROM retrieval_bm25statistics WHERE id = 1")
+        row = cursor.fetchone()
+        if not row or not row[0]:
+            return [], [], 0.0, 0.0
+        n, total = row
+        cursor.execute(
+            "SELECT id, term, df FROM retrieval_bm25term WHERE term = ANY(%s::text[]) AND df > 0", [list(set(terms))]
+        )
+        found = cursor.fetchall()
+    counts = {t: terms.count(t) for t in set(terms)}
+    ids, weights = [], []
+    for term_id, term, df in found:
+        ids.append(term_id)
+        weights.append(math.log(1 + (n - df + 0.5) / (df + 0.5)) * counts[term])
+    bound = sum(weights) * (cfg["k1"] + 1)
+    return ids, weights, total / n, bound
+
+
+def _bm25_sql(scope: Scope, cfg: dict, weights, avgdl: float, *, limit: int | None, only: list[int] | None):
+    where, params = _scope_where(scope, "p")
+    k1, b = float(cfg["k1"]), float(cfg["b"])
+    sql = (
+        "SELECT p.chunk_id, SUM(w.weight * p.tf * %s / (p.tf + %s * (1 - %s + %s * p.length / %s))) AS score "
+        "FROM unnest(%s::int[], %s::float8[]) AS w(term_id, weight) "
+        "JOIN retrieval_bm25posting p ON p.term_id = w.term_id AND p.searchable "
+        f"WHERE TRUE{where}"
+    )
+    head = [k1 + 1, k1, b, b, avgdl, weights[0], weights[1]]
+    if only is not None:
+        sql += " AND p.chunk_id = ANY(%s)"
+        params.append(only)
+    sql += " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id"
+    if limit is not None:
+        sql += " LIMIT %s"
+        params.append(limit)
+    return sql, head + params
+
+
+def bm25_search(user, query: str, *, knowledge_bases=None, filters=None, k: int = 10, only=None, cfg=None):
+    """[(chunk_id, score)] best first; `only` scores just those chunks (for fusion)."""
+    cfg = cfg or DEFAULT_SETTINGS
+    return _bm25(_scope(user, knowledge_bases, filters), query, cfg, limit=k, only=only)[0]
+
+
+def _bm25(scope: Scope, query: str, cfg: dict, *, limit, only=None):
+    ids, weights, avgdl, bound = _bm25_weights(query, cfg)
+    if not ids:
+        return [], bound
+    sql, params = _bm25_sql(scope, cfg, (ids, weights), avgdl, limit=limit, only=only)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(cid, float(score)) for cid, score in cursor.fetchall()], bound
+
+
+# --- dense ----------------------------------------------------------------------------------------
+
+
+def active_search_space() -> EmbeddingSpace | None:
+    return EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.ACTIVE).first()
+
+
+def embed_query(space: EmbeddingSpace, query: str) -> list[float]:
+    from knowledge.embedding import encode_for_space
+
+    return encode_for_space(space, [query])[0].tolist()
+
+
+def _vector_literal(vector) -> str:
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+
+
+def _dense(scope: Scope, space: EmbeddingSpace, vector, cfg: dict, *, limit, only=None):
+    """[(chunk_id, cosine similarity)] best first. Iterative HNSW scans keep going until `limit`
+    rows pass the permission filter; relaxed order is re-sorted by exact distance."""
+    dim = int(space.dimension)
+    literal = _vector_literal(vector)
+    where, params = _scope_where(scope, "v")
+    distance = f"(v.embedding::vector({dim}) <=> %s::vector({dim}))"
+    if only is not None:
+        sql = (
+            f"SELECT v.chunk_id, {distance} FROM knowledge_chunkvector v "
+            f"WHERE v.space_id = %s AND v.searchable AND v.chunk_id = ANY(%s){where}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [literal, space.pk, only, *params])
+            return [(cid, 1.0 - float(d)) for cid, d in cursor.fetchall()]
+    sql = (
+        f"SELECT chunk_id, distance FROM (SELECT v.chunk_id, {distance} AS distance FROM knowledge_chunkvector v "
+        f"WHERE v.space_id = %s AND v.searchable{where} ORDER BY {distance} LIMIT %s) AS t "
+        "ORDER BY distance, chunk_id"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(int(cfg["ef_search"]), limit))])
+        cursor.execute(sql, [literal, space.pk, *params, literal, limit])
+        return [(cid, 1.0 - float(d)) for cid, d in cursor.fetchall()]
+
+
+def dense_search(user, query: str, *, knowledge_bases=None, filters=None, k: int = 10, vector=None, cfg=None):
+    cfg = cfg or DEFAULT_SETTINGS
+    space = active_search_space()
+    if space is None:
+        return []
+    vector = embed_query(space, query) if vector is None else vector
+    return _dense(_scope(user, knowledge_bases, filters), space, vector, cfg, limit=k)
+
+
+def space_is_multilingual(space: EmbeddingSpace) -> bool:
+    name = f"{space.model_name} {Path(space.model_path).name}".lower()
+    return any(hint in name for hint in MULTILINGUAL_HINTS)
+
+
+# --- fusion ---------------------------------------------------------------------------------------
+
+
+def _ranks(scores: dict[int, float]) -> dict[int, int]:
+    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
+    return {cid: rank for rank, cid in enumerate(ordered, 1)}
+
+
+def fuse(
+    bm25: dict[int, float], dense: dict[int, float], *, bm25_bound: float, weights: dict, fusion: str, rrf_k: int = 60
+) -> dict[int, float]:
+    """Fused scores of the union of candidates.
+
+    weighted: w_bm25 · bm25/bound + w_dense · max(cosine, 0), divided by the weight sum, so that a
+    score is comparable across queries (bound = the best score a chunk could reach) and the
+    no-answer threshold means the same everywhere. rrf: Σ w / (rrf_k + rank)."""
+    wb, wd = float(weights.get("bm25", 1.0)), float(weights.get("dense", 1.0))
+    total = (wb + wd) or 1.0
+    candidates = set(bm25) | set(dense)
+    if fusion == "rrf":
+        rb, rd = _ranks(bm25), _ranks(dense)
+        return {
+            cid: (wb / (rrf_k + rb[cid]) if cid in rb else 0.0) + (wd / (rrf_k + rd[cid]) if cid in rd else 0.0)
+            for cid in candidates
+        }
+    bound = bm25_bound or 1.0
+    return {
+        cid: (wb * bm25.get(cid, 0.0) / bound + wd * max(dense.get(cid, 0.0), 0.0)) / total for cid in candidates
+    }
+
+
+def settings_for(knowledge_bases) -> dict:
+    """Defaults updated with the retrieval settings of the searched knowledge base (when one)."""
+    cfg = {**DEFAULT_SETTINGS}
+    if knowledge_bases is not None and len(list(knowledge_bases)) == 1:
+        kb = list(knowledge_bases)[0]
+        if hasattr(kb, "retrieval_settings"):
+            cfg.update(kb.retrieval_settings or {})
+        else:
+            from knowledge.models import KnowledgeBase
+
+            cfg.update(KnowledgeBase.objects.filter(pk=kb).values_list("retrieval_settings", flat=True).first() or {})
+    return cfg
+
+
+# --- rerank ---------------------------------------------------------------------------------------
+
+_rerankers: dict[str, object] = {}
+_rerank_lock = threading.Lock()
+
+
+def load_reranker(model_path: str):
+    path = str(Path(model_path).resolve())
+    with _rerank_lock:
+        if path not in _rerankers:
+            from sentence_transformers import CrossEncoder
+
+            _rerankers[path] = CrossEncoder(path, local_files_only=True)
+        return _rerankers[path]
+
+
+def rerank_available() -> bool:
+    return bool(getattr(settings, "RERANKER_MODEL_PATH", ""))
+
+
+def rerank_scores(query: str, texts: list[str]) -> list[float]:
+    model = load_reranker(settings.RERANKER_MODEL_PATH)
+    scores = model.predict([(query, text) for text in texts], show_progress_bar=False)
+    # Logits to [0, 1] so that the threshold reads like a probability.
+    return [1.0 / (1.0 + math.exp(-float(s))) for s in scores]
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _no_user_error() -> str:
+    return "search() needs the acting user: there is no search without the permission filter."
+
+
+def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mode: str = "hybrid", *, vector=None):
+    """Ranked chunks the user may read. Each hit has its chunk (with version and document), the
+    rank and score from every retriever that ran, the fused score and the final score."""
+    if user is None:
+        raise ValueError(_no_user_error())
+    if mode not in MODES:
+        raise ValueError(f"Unknown search mode {mode!r}")
+    if mode == "hybrid_rerank" and not rerank_available():
+        mode = "hybrid"
+    query = (query or "").strip()
+    if not query:
+        return SearchResults(mode=mode, no_answer=True)
+    cfg = settings_for(knowledge_bases)
+    scope = _scope(user, knowledge_bases, filters)
+    timings: dict[str, float] = {}
+    n = max(int(cfg["candidates"]), k)
+    bm25: dict[int, float] = {}
+    dense: dict[int, float] = {}
+    bound = 0.0
+    space = active_search_space() if mode != "bm25" else None
+
+    started = time.perf_counter()
+    if mode != "dense":
+        found, bound = _bm25(scope, query, cfg, limit=n if mode != "bm25" else k)
+        bm25 = dict(found)
+    timings["bm25_ms"] = (time.perf_counter() - started) * 1000
+    if space is not None:
+        t0 = time.perf_counter()
+        vector = embed_query(space, query) if vector is None else vector
+        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        dense = dict(_dense(scope, space, vector, cfg, limit=n if mode != "dense" else k))
+        timings["dense_ms"] = (time.perf_counter() - t0) * 1000
+
+    if mode == "bm25":
+        ranked = sorted(bm25.items(), key=lambda x: (-x[1], x[0]))
+        fused = {cid: s / (bound or 1.0) for cid, s in bm25.items()}
+    elif mode == "dense":
+        ranked = sorted(dense.items(), key=lambda x: (-x[1], x[0]))
+        fused = dict(dense)
+    else:
+        t0 = time.perf_counter()
+        # Complete the scores: each retriever scores the other's candidates too.
+        missing_bm25 = sorted(set(dense) - set(bm25))
+        if missing_bm25 and bound:
+            bm25.update(_bm25(scope, query, cfg, limit=None, only=missing_bm25)[0])
+        missing_dense = sorted(set(bm25) - set(dense))
+        if missing_dense and space is not None:
+            dense.update(_dense(scope, space, vector, cfg, limit=None, only=missing_dense))
+        weights = cfg["weights"]
+        if space is not None and is_cjk(query) and not space_is_multilingual(space):
+            weights = cfg["weights_cjk_monolingual"]
+        fused = fuse(bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]))
+        ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+        timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
+
+    # The no-answer threshold is on a comparable score: bm25/bound, cosine, or the weighted fusion.
+    threshold = float(cfg["min_score"]) if (mode != "hybrid" or cfg["fusion"] == "weighted") else 0.0
+    ranked = [(cid, s) for cid, s in ranked if fused.get(cid, 0.0) >= threshold]
+    top = ranked[: max(k, int(cfg["rerank_top"])) if mode == "hybrid_rerank" else k]
+    chunks = Chunk.objects.select_related("version", "document", "knowledge_base").in_bulk([cid for cid, _ in top])
+
+    rerank: dict[int, float] = {}
+    if mode == "hybrid_rerank" and top:
+        t0 = time.perf_counter()
+        ids = [cid for cid, _ in top if cid in chunks]
+        scores = rerank_scores(query, [chunks[cid].text for cid in ids])
+        rerank = dict(zip(ids, scores))
+        rerank_threshold = float(cfg["rerank_min_score"])
+        top = sorted(((cid, s) for cid, s in rerank.items() if s >= rerank_threshold), key=lambda x: (-x[1], x[0]))
+        timings["rerank_ms"] = (time.perf_counter() - t0) * 1000
+
+    bm25_ranks, dense_ranks, rerank_ranks = _ranks(bm25), _ranks(dense), _ranks(rerank)
+    hits = []
+    for rank, (cid, score) in enumerate(top[:k], 1):
+        if cid not in chunks:
+            continue
+        retrievers = {}
+        if mode != "dense":
+            retrievers["bm25"] = RetrieverScore(bm25_ranks.get(cid), bm25.get(cid))
+        if space is not None:
+            retrievers["dense"] = RetrieverScore(dense_ranks.get(cid), dense.get(cid))
+        if rerank:
+            retrievers["rerank"] = RetrieverScore(rerank_ranks.get(cid), rerank.get(cid))
+        hits.append(
+            SearchHit(
+                chunk=chunks[cid],
+                score=float(score),
+                rank=rank,
+                fused_score=fused.get(cid) if mode in ("hybrid", "hybrid_rerank") else None,
+                retrievers=retrievers,
+            )
+        )
+    timings["total_ms"] = (time.perf_counter() - started) * 1000
+    return SearchResults(hits, mode=mode, no_answer=not hits, timings=timings)

@@ -1,0 +1,226 @@
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from knowledge.models import KnowledgeBase
+from retrieval import search as search_module
+from retrieval.models import Bm25Statistics, Bm25Term
+from retrieval.search import bm25_search, dense_search, fuse, search
+from retrieval.tokenize import tokenize
+from tests.factories import KnowledgeBaseFactory
+
+from .helpers import published, set_searchable
+
+ALL_MODES = ["bm25", "dense", "hybrid", "hybrid_rerank"]
+
+
+@pytest.fixture
+def corpus(people, credit, hr):
+    credit_kb = KnowledgeBaseFactory(department=credit, name="Credit policies")
+    hr_kb = KnowledgeBaseFactory(department=hr, name="HR handbook")
+    owner = people["credit_manager"]
+    loans, loan_chunks = published(
+        credit_kb, owner, "Loan approval",
+        ["Loan applications above one million need approval by the credit committee.",
+         "The credit committee meets every Tuesday to approve large loans."],
+        tags=["loans"],
+    )
+    cards, _ = published(credit_kb, owner, "Credit cards", ["Credit card limits are reviewed every year."])
+    leave, leave_chunks = published(
+        hr_kb, people["hr_manager"], "Annual leave",
+        ["Employees receive twenty days of annual leave; loan of leave days to colleagues is not allowed."],
+    )
+    return {"credit_kb": credit_kb, "hr_kb": hr_kb, "loans": loans, "cards": cards, "leave": leave,
+            "loan_chunks": loan_chunks, "leave_chunks": leave_chunks}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_user_never_gets_a_chunk_of_an_unreadable_knowledge_base(corpus, people, mode):
+    hits = search(people["credit_employee"], "loan leave days approval", mode=mode, k=10)
+    assert hits, "the readable knowledge base has matching chunks"
+    assert {hit.chunk.knowledge_base_id for hit in hits} == {corpus["credit_kb"].pk}
+    hr_hits = search(people["hr_employee"], "loan approval by the credit committee", mode=mode, k=10)
+    assert {hit.chunk.knowledge_base_id for hit in hr_hits} <= {corpus["hr_kb"].pk}
+    assert search(people["outsider"], "loan approval", mode=mode).no_answer
+
+
+@pytest.mark.django_db
+def test_search_requires_a_user(corpus):
+    with pytest.raises(ValueError):
+        search(None, "loan")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_non_searchable_chunks_are_never_returned(corpus, people, mode):
+    set_searchable(corpus["loan_chunks"], False)
+    hits = search(people["credit_employee"], "credit committee approve loans", mode=mode, k=10)
+    assert all(hit.chunk.document_id != corpus["loans"].pk for hit in hits)
+    set_searchable(corpus["loan_chunks"], True)
+    hits = search(people["credit_employee"], "credit committee approve loans", mode=mode, k=10)
+    assert hits[0].chunk.document_id == corpus["loans"].pk
+
+
+def python_bm25(documents: dict[int, list[str]], query: list[str], k1=1.5, b=0.75) -> dict[int, float]:
+    n = len(documents)
+    avgdl = sum(len(t) for t in documents.values()) / n
+    df = Counter(term for terms in documents.values() for term in set(terms))
+    scores = {}
+    for cid, terms in documents.items():
+        tf = Counter(terms)
+        score = 0.0
+        for term in query:
+            if tf[term]:
+                idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+                score += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * len(terms) / avgdl))
+        if score:
+            scores[cid] = score
+    return scores
+
+
+@pytest.mark.django_db
+def test_bm25_scores_equal_a_plain_python_bm25_over_searchable_chunks(corpus, people):
+    from knowledge.models import Chunk
+    from retrieval.indexing import chunk_index_text
+
+    searchable = Chunk.objects.filter(searchable=True).select_related("document")
+    documents = {
+        c.pk: tokenize(chunk_index_text(title=c.document.title, heading_path=c.heading_path, text=c.text))
+        for c in searchable
+    }
+    stats = Bm25Statistics.objects.get()
+    assert stats.chunk_count == len(documents)
+    assert stats.total_length == sum(len(t) for t in documents.values())
+    query = "credit committee approval of loan applications"
+    expected = python_bm25(documents, tokenize(query))
+    got = dict(bm25_search(people["superuser"], query, k=100))
+    assert got.keys() == expected.keys()
+    for cid, score in expected.items():
+        assert got[cid] == pytest.approx(score, rel=1e-9)
+    # Statistics follow the searchable flags, and come back when the chunks do.
+    set_searchable(corpus["loan_chunks"], False)
+    assert Bm25Statistics.objects.get().chunk_count == len(documents) - 2
+    assert Bm25Term.objects.get(term="committee").df == 0
+    set_searchable(corpus["loan_chunks"], True)
+    assert Bm25Term.objects.get(term="committee").df == 2
+    assert Bm25Statistics.objects.get().total_length == stats.total_length
+
+
+@pytest.mark.django_db
+def test_traditional_query_matches_simplified_text(people, credit):
+    kb = KnowledgeBaseFactory(department=credit)
+    doc, _ = published(kb, people["credit_manager"], "贷款审批", ["贷款申请超过一百万元需要信贷委员会审批。"])
+    published(kb, people["credit_manager"], "年假", ["员工每年享有二十天带薪年假。"])
+    hits = search(people["credit_employee"], "貸款審批需要哪個委員會？", mode="bm25")
+    assert hits[0].chunk.document_id == doc.pk
+    hybrid = search(people["credit_employee"], "貸款審批需要哪個委員會？", mode="hybrid")
+    assert hybrid[0].chunk.document_id == doc.pk
+
+
+@pytest.mark.django_db
+def test_filtered_dense_query_returns_k_for_a_department_owning_one_percent(people, credit, hr):
+    rng = np.random.default_rng(7)
+    big = KnowledgeBaseFactory(department=hr)
+    small = KnowledgeBaseFactory(department=credit)
+    owner = people["hr_manager"]
+
+    def random_vectors(n):
+        v = rng.normal(size=(n, 384)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    for batch in range(9):
+        published(big, owner, f"Big {batch}", [f"filler {batch} {i}" for i in range(110)], vectors=random_vectors(110))
+    published(small, owner, "Small", [f"credit note {i}" for i in range(10)], vectors=random_vectors(10))
+    query = random_vectors(1)[0].tolist()
+    hits = dense_search(people["credit_employee"], "", k=10, vector=query)
+    assert len(hits) == 10
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    everyone = dense_search(people["superuser"], "", k=10, vector=query)
+    assert len(everyone) == 10
+
+
+def test_fusion_weighted_and_rrf():
+    bm25 = {1: 10.0, 2: 5.0, 3: 0.0}
+    dense = {1: 0.2, 2: 0.9, 3: 0.5}
+    weighted = fuse(bm25, dense, bm25_bound=20.0, weights={"bm25": 1, "dense": 1}, fusion="weighted")
+    assert weighted[1] == pytest.approx((0.5 + 0.2) / 2)
+    assert weighted[2] == pytest.approx((0.25 + 0.9) / 2)
+    bm25_only = fuse(bm25, dense, bm25_bound=20.0, weights={"bm25": 1, "dense": 0}, fusion="weighted")
+    assert max(bm25_only, key=bm25_only.get) == 1
+    rrf = fuse(bm25, dense, bm25_bound=20.0, weights={"bm25": 1, "dense": 1}, fusion="rrf", rrf_k=60)
+    assert rrf[1] == pytest.approx(1 / 61 + 1 / 63)
+    assert rrf[2] == pytest.approx(1 / 62 + 1 / 61)
+
+
+@pytest.mark.django_db
+def test_hybrid_hits_carry_every_retriever_and_follow_knowledge_base_weights(corpus, people):
+    hits = search(people["credit_employee"], "credit committee", knowledge_bases=[corpus["credit_kb"]])
+    top = hits[0]
+    assert top.chunk.document_id == corpus["loans"].pk
+    assert top.version.pk == corpus["loans"].live_version_id
+    assert set(top.retrievers) == {"bm25", "dense"}
+    assert top.retrievers["bm25"].rank is not None and top.retrievers["dense"].score is not None
+    assert top.fused_score == pytest.approx(top.score)
+    KnowledgeBase.objects.filter(pk=corpus["credit_kb"].pk).update(
+        retrieval_settings={"fusion": "rrf", "weights": {"bm25": 1, "dense": 0}}
+    )
+    kb = KnowledgeBase.objects.get(pk=corpus["credit_kb"].pk)
+    rrf = search(people["credit_employee"], "credit committee", knowledge_bases=[kb])
+    assert rrf[0].score == pytest.approx(1 / 61)
+
+
+@pytest.mark.django_db
+def test_tag_filter(corpus, people):
+    hits = search(people["credit_employee"], "credit", filters={"tags": ["loans"]}, mode="hybrid")
+    assert hits and {hit.chunk.document_id for hit in hits} == {corpus["loans"].pk}
+
+
+@pytest.mark.django_db
+def test_no_answer_below_the_threshold(corpus, people):
+    KnowledgeBase.objects.filter(pk=corpus["credit_kb"].pk).update(retrieval_settings={"min_score": 0.95})
+    kb = KnowledgeBase.objects.get(pk=corpus["credit_kb"].pk)
+    result = search(people["credit_employee"], "quarterly weather forecast", knowledge_bases=[kb])
+    assert result.no_answer and list(result) == []
+    assert not search(people["credit_employee"], "credit committee", knowledge_bases=[corpus["credit_kb"]]).no_answer
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory):
+    """A random BERT cross-encoder with the packaged MiniLM tokenizer: the real code path, no download."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from knowledge.ingestion.chunk import default_model_dir
+
+    path = tmp_path_factory.mktemp("reranker")
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_dir()), local_files_only=True)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.mark.django_db
+def test_rerank_runs_the_cross_encoder_on_the_top_results(corpus, people, settings, tiny_reranker):
+    settings.RERANKER_MODEL_PATH = ""
+    assert search(people["credit_employee"], "credit committee", mode="hybrid_rerank").mode == "hybrid"
+    settings.RERANKER_MODEL_PATH = tiny_reranker
+    hits = search(people["credit_employee"], "credit committee", mode="hybrid_rerank")
+    assert hits.mode == "hybrid_rerank" and hits
+    assert all("rerank" in hit.retrievers and 0 <= hit.score <= 1 for hit in hits)
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    assert {hit.chunk.knowledge_base_id for hit in hits} == {corpus["credit_kb"].pk}
+
+
+def test_cjk_queries_ignore_an_english_only_dense_model():
+    from knowledge.models import EmbeddingSpace
+
+    assert search_module.is_cjk("贷款审批需要哪个委员会")
+    assert not search_module.is_cjk("loan approval")
+    assert not search_module.space_is_multilingual(EmbeddingSpace(model_name="all-MiniLM-L6-v2", model_path="/m"))
+    assert search_module.space_is_multilingual(
+        EmbeddingSpace(model_name="paraphrase-multilingual-MiniLM-L12-v2", model_path="/m")
+    )

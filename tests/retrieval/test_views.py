@@ -1,0 +1,72 @@
+import pytest
+from django.urls import reverse
+
+from retrieval.models import HitTestRun, HitTestSet
+from retrieval.services import hit_test_run_execute
+from tests.conftest import login
+from tests.factories import KnowledgeBaseFactory
+
+from .helpers import published
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.retrieval.urls")]
+
+
+@pytest.fixture
+def loans(people, credit, hr):
+    kb = KnowledgeBaseFactory(department=credit, name="Credit policies")
+    doc, _ = published(kb, people["credit_manager"], "Loan approval",
+                       ["Loan applications above one million need approval by the credit committee."])
+    published(kb, people["credit_manager"], "Cards", ["Credit card limits are reviewed every year."])
+    hr_kb = KnowledgeBaseFactory(department=hr, name="HR")
+    published(hr_kb, people["hr_manager"], "Leave", ["Twenty days of annual leave."])
+    return kb, doc, hr_kb
+
+
+def test_hit_test_page_shows_ranked_chunks_with_retriever_scores(loans, people):
+    kb, doc, hr_kb = loans
+    client = login(people["credit_manager"])
+    response = client.get(reverse("retrieval:hit_test"), {"knowledge_base": kb.pk, "query": "credit committee",
+                                                          "mode": "hybrid"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert reverse("knowledge:version", args=[doc.pk, 1]) in body
+    assert "Loan approval" in body
+    # Another department's knowledge base is not a choice.
+    assert client.get(reverse("retrieval:hit_test"), {"knowledge_base": hr_kb.pk, "query": "leave"}).status_code == 200
+    assert "Leave" not in client.get(reverse("retrieval:hit_test"), {"knowledge_base": hr_kb.pk,
+                                                                     "query": "leave"}).content.decode()
+
+
+def test_test_set_queries_runs_and_history(loans, people, django_capture_on_commit_callbacks, monkeypatch):
+    kb, doc, _ = loans
+    client = login(people["credit_manager"])
+    response = client.post(reverse("retrieval:test_set_create", args=[kb.pk]), {"name": "Smoke"})
+    test_set = HitTestSet.objects.get()
+    assert response.url == reverse("retrieval:test_set", args=[test_set.pk])
+    client.post(reverse("retrieval:test_set", args=[test_set.pk]),
+                {"query": "who approves large loans", "expected_documents": [doc.pk]})
+    assert test_set.queries.get().expected_documents.get() == doc
+    queued = []
+    monkeypatch.setattr("retrieval.tasks.hit_test_run_execute_task.apply_async", lambda args, queue: queued.append(args[0]))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("retrieval:test_set_run", args=[test_set.pk]))
+    run = HitTestRun.objects.get()
+    assert queued == [run.pk]
+    hit_test_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert set(run.metrics) >= {"bm25", "dense", "hybrid"}
+    assert run.metrics["hybrid"]["recall@10"] == 1.0
+    page = client.get(reverse("retrieval:test_set", args=[test_set.pk]))
+    assert page.status_code == 200 and "chart.umd.min.js" in page.content.decode()
+    assert login(people["hr_manager"]).get(reverse("retrieval:test_set", args=[test_set.pk])).status_code == 404
+
+
+def test_search_api_uses_the_requesting_user(loans, people):
+    kb, doc, hr_kb = loans
+    client = login(people["credit_employee"])
+    response = client.post(reverse("search"), {"query": "annual leave committee", "k": 5}, content_type="application/json")
+    assert response.status_code == 200
+    ids = {hit["knowledge_base_id"] for hit in response.json()["results"]}
+    assert ids == {kb.pk}
+    assert response.json()["results"][0]["version_number"] == 1
