@@ -142,7 +142,7 @@ class DocumentVersion(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        ordering = ["document", "-number"]
+        ordering = ["document_id", "-number"]
         verbose_name = _("document version")
         verbose_name_plural = _("document versions")
         constraints = [
@@ -308,7 +308,7 @@ class Chunk(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["version", "index"]
+        ordering = ["version_id", "index"]
         constraints = [models.UniqueConstraint(fields=["version", "index"], name="chunk_version_index_unique")]
         indexes = [
             models.Index(fields=["knowledge_base"], condition=models.Q(searchable=True), name="chunk_searchable_kb"),

@@ -90,7 +90,7 @@ def index_chunks(*, chunk_ids: list[int]) -> None:
     if not chunk_ids:
         return
     chunks = list(
-        Chunk.objects.filter(pk__in=chunk_ids).values_list(
+        Chunk.objects.filter(pk__in=chunk_ids).order_by().values_list(
             "id", "knowledge_base_id", "searchable", "text", "heading_path", "document__title"
         )
     )

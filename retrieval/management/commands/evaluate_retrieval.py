@@ -81,14 +81,20 @@ class Command(BaseCommand):
         batch = 64
         for offset in range(0, len(versions), batch):
             versions_ingest_run(version_ids=[v.pk for v in versions[offset : offset + batch]])
+            self._analyze()
             self.stderr.write(f"\ringested {min(offset + batch, len(versions))}/{len(versions)}", ending="")
         self.stderr.write(f"\ningestion: {time.perf_counter() - started:.1f}s")
-        # The load is not committed, so autovacuum never analyzes it: without fresh statistics the
-        # planner can pick pathological plans for the search queries.
-        with connection.cursor() as cursor:
-            for table in ("knowledge_chunk", "knowledge_chunkvector", "retrieval_bm25posting", "retrieval_bm25term"):
-                cursor.execute(f"ANALYZE {table}")
         return user, kb, {row["id"]: doc.pk for row, doc in zip(corpus, documents, strict=True)}
+
+    @staticmethod
+    def _analyze():
+        # The load is never committed, so autovacuum never analyzes it: without fresh statistics the
+        # planner can pick pathological plans (nested loops over whole tables) for later batches.
+        with connection.cursor() as cursor:
+            for table in ("knowledge_document", "knowledge_documentversion", "knowledge_chunk",
+                          "knowledge_chunkvector", "knowledge_versioningestion", "retrieval_bm25posting",
+                          "retrieval_bm25term"):
+                cursor.execute(f"ANALYZE {table}")
 
     def _evaluate(self, user, kb, queries, document_ids, modes, *, tune):
         from knowledge.embedding import encode_for_space
