@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
@@ -28,6 +31,8 @@ urlpatterns = [
     path("training/", include("training.urls")),
     path("sources/", include("sources.urls")),
     path("retrieval/", include("retrieval.urls")),
+    # Browsers ask for /favicon.ico on their own; answer with the vendored icon.
+    path("favicon.ico", login_not_required(RedirectView.as_view(url=static("favicon.svg"))), name="favicon"),
     path("i18n/setlang/", account_views.set_language, name="set_language"),
     path("django-admin/", admin.site.urls),
     path("api/", include(api_patterns)),

@@ -13,6 +13,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 PUBLIC_NAMES = {
     "accounts:login",
     "set_language",
+    "favicon",
     "api-token",  # exchanges a username and password for a token
     "admin:login",
     "admin:logout",
