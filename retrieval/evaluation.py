@@ -6,6 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+# Recall@10 counts documents: several top chunks may come from one document, so rankings are
+# built from this many chunks and then cut at 10 distinct documents.
+CHUNKS_PER_RANKING = 50
+
+
 def document_ranking(hits: Iterable) -> list[int]:
     """Document ids in order of their first chunk among the hits."""
     seen: list[int] = []

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from knowledge.models import Chunk, Document
 
-from .evaluation import document_ranking, first_relevant_rank, summarize
+from .evaluation import CHUNKS_PER_RANKING, document_ranking, first_relevant_rank, summarize
 from .models import HitTestQuery, HitTestRun, HitTestRunStatus, HitTestSet
 
 
@@ -51,7 +51,9 @@ def hit_test_run_execute(*, run_id: int) -> HitTestRun:
         for mode in modes:
             ranks = [
                 first_relevant_rank(
-                    document_ranking(search_module.search(run.started_by, text, knowledge_bases=[kb], mode=mode)),
+                    document_ranking(
+                        search_module.search(run.started_by, text, knowledge_bases=[kb], k=CHUNKS_PER_RANKING, mode=mode)
+                    ),
                     expected,
                 )
                 for text, expected in queries

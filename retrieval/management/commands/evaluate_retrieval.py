@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from retrieval import search as search_module
-from retrieval.evaluation import document_ranking, first_relevant_rank, percentile, summarize
+from retrieval.evaluation import CHUNKS_PER_RANKING, document_ranking, first_relevant_rank, percentile, summarize
 
 
 class Command(BaseCommand):
@@ -109,7 +109,7 @@ class Command(BaseCommand):
             ranks, latencies = [], []
             for query, vector, relevant in zip(queries, vectors, gold, strict=True):
                 t0 = time.perf_counter()
-                hits = search_module.search(user, query["question"], knowledge_bases=[kb], k=10, mode=mode,
+                hits = search_module.search(user, query["question"], knowledge_bases=[kb], k=CHUNKS_PER_RANKING, mode=mode,
                                             vector=vector.tolist())
                 latencies.append((time.perf_counter() - t0) * 1000)
                 ranks.append(first_relevant_rank(document_ranking(hits), relevant))
