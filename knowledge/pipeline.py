@@ -190,15 +190,18 @@ def version_ingest_run(*, version_id: int) -> VersionIngestion | None:
 def versions_ingest_run(*, version_ids: list[int]) -> list[int]:
     """Run the pipeline for several versions, encoding their chunks together. Each version ends
     indexed or failed on its own; returns the ids of the versions this call indexed."""
-    works = [work for work in (_claim(version_id) for version_id in version_ids) if work is not None]
+    works = _claim_many(version_ids)
     if not works:
         return []
     space = embedding.active_space()
     for work in works:
-        _prepare(work, space)
+        # Per-version stage updates are throttled only in batches; a single version shows each stage.
+        _prepare(work, space, throttle=len(works) > 1)
     ready = [work for work in works if not work.failed]
     if not ready:
         return []
+    if len(works) > 1:
+        _beat(ready, status=IngestionStatus.EMBEDDING, progress=_PROGRESS["embed"])
     try:
         _embed(ready)
     except Exception as exc:  # noqa: BLE001 - the rows record every failure
@@ -223,48 +226,87 @@ def versions_ingest_run(*, version_ids: list[int]) -> list[int]:
     return [work.version.pk for work in ready]
 
 
-def _claim(version_id: int) -> _Work | None:
-    """Take the version for this worker, unless it is finished or another live worker has it."""
+def _claim_many(version_ids: list[int]) -> list[_Work]:
+    """Take the versions for this worker, except finished ones and those another live worker has.
+    One transaction and a constant number of queries for the whole batch."""
+    version_ids = list(dict.fromkeys(version_ids))
     with transaction.atomic():
-        row = VersionIngestion.objects.select_for_update().filter(version_id=version_id).first()
-        if row is None:
-            if not DocumentVersion.objects.filter(pk=version_id).exists():
-                return None
-            VersionIngestion.objects.get_or_create(version_id=version_id)
-            row = VersionIngestion.objects.select_for_update().get(version_id=version_id)
-        if row.status in FINISHED:
-            return None
+        existing = set(DocumentVersion.objects.filter(pk__in=version_ids).values_list("pk", flat=True))
+        have_rows = set(
+            VersionIngestion.objects.filter(version_id__in=existing).values_list("version_id", flat=True)
+        )
+        VersionIngestion.objects.bulk_create(
+            [VersionIngestion(version_id=vid) for vid in existing - have_rows], ignore_conflicts=True
+        )
+        rows = {
+            row.version_id: row
+            for row in VersionIngestion.objects.select_for_update().filter(version_id__in=existing)
+        }
         now = timezone.now()
-        if row.status in RUNNING and row.heartbeat_at and row.heartbeat_at > now - STALE_AFTER:
-            return None
-        row.status = IngestionStatus.EXTRACTING
-        row.progress = 0.0
-        row.started_at = row.heartbeat_at = now
-        row.finished_at = None
-        row.attempts += 1
-        row.worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
-        row.error_code = row.error_message = ""
-        row.stage_timings = {}
-        row.save()
-    version = DocumentVersion.objects.select_related("document__knowledge_base").get(pk=version_id)
-    return _Work(row=row, version=version)
+        worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        claimed = []
+        for vid in version_ids:
+            row = rows.get(vid)
+            if row is None or row.status in FINISHED:
+                continue
+            if row.status in RUNNING and row.heartbeat_at and row.heartbeat_at > now - STALE_AFTER:
+                continue
+            row.status = IngestionStatus.EXTRACTING
+            row.progress = 0.0
+            row.started_at = row.heartbeat_at = now
+            row.finished_at = None
+            row.attempts += 1
+            row.worker = worker
+            row.error_code = row.error_message = ""
+            row.stage_timings = {}
+            claimed.append(row)
+        VersionIngestion.objects.bulk_update(
+            claimed,
+            ["status", "progress", "started_at", "heartbeat_at", "finished_at", "attempts", "worker",
+             "error_code", "error_message", "stage_timings"],
+        )
+    versions = DocumentVersion.objects.select_related("document__knowledge_base").in_bulk(
+        [row.version_id for row in claimed]
+    )
+    return [_Work(row=row, version=versions[row.version_id]) for row in claimed]
 
 
-def _beat(works: list[_Work], *, status: str | None = None, progress: float | None = None) -> None:
+# Per-version stage updates inside a large batch are throttled to this interval: the rows still
+# show live progress, without one UPDATE per version and stage.
+_BEAT_INTERVAL_S = 1.0
+_last_beat = 0.0
+
+
+def _beat(
+    works: list[_Work], *, status: str | None = None, progress: float | None = None, throttle: bool = False
+) -> None:
     """Heartbeat (and stage/progress) for rows this worker still owns."""
+    global _last_beat
+    if throttle:
+        if status is not None:
+            for work in works:
+                work.row.status = status
+        if time.monotonic() - _last_beat < _BEAT_INTERVAL_S:
+            return
+    _last_beat = time.monotonic()
     fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
     if status is not None:
         fields["status"] = status
     if progress is not None:
         fields["progress"] = progress
-    owned = Q()
     for work in works:
-        owned |= Q(pk=work.row.pk, attempts=work.row.attempts)
         work.row.status = fields.get("status", work.row.status)
+    # Rows this worker still owns: same claim (worker + attempt), not reaped meanwhile.
+    by_attempt: dict[tuple[str, int], list[int]] = {}
+    for work in works:
+        by_attempt.setdefault((work.row.worker, work.row.attempts), []).append(work.row.pk)
+    owned = Q()
+    for (worker, attempts), pks in by_attempt.items():
+        owned |= Q(pk__in=pks, worker=worker, attempts=attempts)
     VersionIngestion.objects.filter(owned, status__in=RUNNING).update(**fields)
 
 
-def _prepare(work: _Work, space: EmbeddingSpace) -> None:
+def _prepare(work: _Work, space: EmbeddingSpace, *, throttle: bool = False) -> None:
     """Extract, clean and chunk one version (status extracting, then chunking)."""
     from .ingestion import chunk_blocks, extract_entities, tokenizer_counter
 
@@ -272,7 +314,7 @@ def _prepare(work: _Work, space: EmbeddingSpace) -> None:
         started = time.monotonic()
         work.extracted = _extract(work.version)
         work.timings["extract"] = round(time.monotonic() - started, 4)
-        _beat([work], status=IngestionStatus.CHUNKING, progress=_PROGRESS["chunk"])
+        _beat([work], status=IngestionStatus.CHUNKING, progress=_PROGRESS["chunk"], throttle=throttle)
         started = time.monotonic()
         chunk_settings = work.version.document.knowledge_base.chunk_settings or {}
         work.chunks = chunk_blocks(
@@ -285,7 +327,7 @@ def _prepare(work: _Work, space: EmbeddingSpace) -> None:
             raise IngestionError("empty", name=_source_name(work.version))
         work.entities = [extract_entities(chunk.text) for chunk in work.chunks]
         work.timings["chunk"] = round(time.monotonic() - started, 4)
-        _beat([work], status=IngestionStatus.EMBEDDING, progress=_PROGRESS["embed"])
+        _beat([work], status=IngestionStatus.EMBEDDING, progress=_PROGRESS["embed"], throttle=throttle)
     except Exception as exc:  # noqa: BLE001 - every failure ends on the row
         _fail(work, exc)
 
