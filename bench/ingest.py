@@ -78,7 +78,7 @@ def encode_only(texts: list[str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="passages per corpus (default: all)")
-    parser.add_argument("--batch", type=int, default=256, help="versions per pipeline run")
+    parser.add_argument("--batch", type=int, default=None, help="versions per pipeline run (default: what a worker takes)")
     args = parser.parse_args()
 
     from knowledge import embedding, pipeline
@@ -102,13 +102,9 @@ def main() -> int:
         tokenize("预热分词器 warm up the word segmenter")  # jieba loads its dictionary once per process
 
         started = time.perf_counter()
-        for start in range(0, len(version_ids), args.batch):
-            if os.environ.get("BENCH_PROFILE"):
-                import cProfile
-
-                cProfile.runctx("pipeline.versions_ingest_run(version_ids=version_ids[start : start + args.batch])", globals(), locals(), "/tmp/ingest.prof")
-            else:
-                pipeline.versions_ingest_run(version_ids=version_ids[start : start + args.batch])
+        batch = args.batch or pipeline.INGEST_BATCH
+        for start in range(0, len(version_ids), batch):
+            pipeline.versions_ingest_run(version_ids=version_ids[start : start + batch])
         pipeline_s = time.perf_counter() - started
 
         statuses = dict.fromkeys(IngestionStatus.values, 0)
@@ -127,7 +123,7 @@ def main() -> int:
     by_corpus = {corpus: sum(1 for row in rows if row["corpus"] == corpus) for corpus in CORPORA}
     print(f"passages: {len(rows)} {by_corpus}; documents created and published in {populate_s:.1f}s (not timed)")
     print(f"versions: {statuses}; chunks: {chunks} ({searchable} searchable); model: {Path(space.model_path).name}")
-    print(f"pipeline end to end: {pipeline_s:.1f}s = {chunks_per_s:.1f} chunks/s (batches of {args.batch} versions)")
+    print(f"pipeline end to end: {pipeline_s:.1f}s = {chunks_per_s:.1f} chunks/s (batches of {batch} versions)")
     print(f"bare SentenceTransformer.encode on the same texts: {encode_s:.1f}s = {encode_per_s:.1f} chunks/s")
     print(f"ratio: {ratio:.3f}")
     print(json.dumps({"chunks": chunks, "chunks_per_s": round(chunks_per_s, 2),

@@ -13,6 +13,7 @@ together, which is what keeps bulk imports close to bare encode throughput.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -187,6 +188,23 @@ def version_ingest_run(*, version_id: int) -> VersionIngestion | None:
     return VersionIngestion.objects.filter(version_id=version_id).first()
 
 
+# A worker that takes one version also takes up to this many other queued ones: their chunks are
+# encoded together, which keeps the embedding model busy with full batches during bulk imports.
+INGEST_BATCH = 64
+
+
+def version_ingest_batch(*, version_id: int) -> list[int]:
+    """Run `version_id` together with the oldest other queued versions (their own task messages
+    then find them finished and do nothing)."""
+    others = list(
+        VersionIngestion.objects.filter(status=IngestionStatus.QUEUED)
+        .exclude(version_id=version_id)
+        .order_by("queued_at", "pk")
+        .values_list("version_id", flat=True)[: INGEST_BATCH - 1]
+    )
+    return versions_ingest_run(version_ids=[version_id, *others])
+
+
 def versions_ingest_run(*, version_ids: list[int]) -> list[int]:
     """Run the pipeline for several versions, encoding their chunks together. Each version ends
     indexed or failed on its own; returns the ids of the versions this call indexed."""
@@ -260,10 +278,10 @@ def _claim_many(version_ids: list[int]) -> list[_Work]:
             row.error_code = row.error_message = ""
             row.stage_timings = {}
             claimed.append(row)
-        VersionIngestion.objects.bulk_update(
-            claimed,
-            ["status", "progress", "started_at", "heartbeat_at", "finished_at", "attempts", "worker",
-             "error_code", "error_message", "stage_timings"],
+        # Every claimed row gets the same values (attempts + 1): one UPDATE, not a per-row CASE.
+        VersionIngestion.objects.filter(pk__in=[row.pk for row in claimed]).update(
+            status=IngestionStatus.EXTRACTING, progress=0.0, started_at=now, heartbeat_at=now, finished_at=None,
+            attempts=F("attempts") + 1, worker=worker, error_code="", error_message="", stage_timings={},
         )
     versions = DocumentVersion.objects.select_related("document__knowledge_base").in_bulk(
         [row.version_id for row in claimed]
@@ -474,13 +492,35 @@ def _write(works: list[_Work]) -> None:
                 row.extracted_text = work.extracted.markdown
             row.extracted_meta = work.extracted.meta
             updated.append(row)
-        VersionIngestion.objects.bulk_update(
-            updated,
-            ["status", "progress", "chunk_count", "finished_at", "heartbeat_at", "stage_timings", "extracted_text",
-             "extracted_meta"],
-            batch_size=1000,
-        )
+        _finish_rows(updated, now=now)
         _sync_searchable(document_ids)
+
+
+def _finish_rows(rows: list[VersionIngestion], *, now) -> None:
+    """Mark rows indexed with their own counts, timings and extracted text, in one UPDATE ... FROM
+    unnest(...) (Django's bulk_update builds a CASE per row and field, slow for hundreds of rows)."""
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE knowledge_versioningestion AS vi
+               SET status = %s, progress = 1.0, finished_at = %s, heartbeat_at = %s,
+                   chunk_count = v.chunk_count, stage_timings = v.stage_timings::jsonb,
+                   extracted_text = v.extracted_text, extracted_meta = v.extracted_meta::jsonb
+              FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::text[], %s::text[])
+                   AS v(id, chunk_count, stage_timings, extracted_text, extracted_meta)
+             WHERE vi.id = v.id
+            """,
+            [
+                IngestionStatus.INDEXED, now, now,
+                [row.pk for row in rows],
+                [row.chunk_count for row in rows],
+                [json.dumps(row.stage_timings) for row in rows],
+                [row.extracted_text for row in rows],
+                [json.dumps(row.extracted_meta, default=str) for row in rows],
+            ],
+        )
 
 
 def _insert_vectors(works: list[_Work], created: list[Chunk], spaces: list[EmbeddingSpace]) -> None:

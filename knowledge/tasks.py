@@ -18,7 +18,7 @@ TIME_LIMIT = SOFT_TIME_LIMIT + 60
     time_limit=TIME_LIMIT,
 )
 def version_ingest(version_id: int) -> None:
-    pipeline.version_ingest_run(version_id=version_id)
+    pipeline.version_ingest_batch(version_id=version_id)
 
 
 @shared_task(name="knowledge.ingestion_reap_stale", ignore_result=True)

@@ -211,3 +211,20 @@ def test_document_creation_queues_ingestion_after_commit(kb, people, django_capt
     pipeline.version_ingest_enqueue(version=doc.latest_version)
     assert callbacks  # the services registered the hook
     assert VersionIngestion.objects.get(version=doc.latest_version).status == IngestionStatus.QUEUED
+
+
+def test_a_worker_takes_other_queued_versions_along(credit, people):
+    """One task indexes its version and the other queued ones; their own tasks then do nothing."""
+    from knowledge.models import IngestionStatus, VersionIngestion
+    from tests.factories import KnowledgeBaseFactory, document
+
+    kb = KnowledgeBaseFactory(department=credit)
+    docs = [document(kb, people["credit_manager"], content=f"# Rule {n}\n\nLoans of class {n} need two signatures.")
+            for n in range(3)]
+    for doc in docs:
+        pipeline.version_ingest_enqueue(version=doc.latest_version)
+    done = pipeline.version_ingest_batch(version_id=docs[0].latest_version.pk)
+    assert sorted(done) == sorted(doc.latest_version.pk for doc in docs)
+    statuses = set(VersionIngestion.objects.filter(version__document__in=docs).values_list("status", flat=True))
+    assert statuses == {IngestionStatus.INDEXED}
+    assert pipeline.version_ingest_batch(version_id=docs[1].latest_version.pk) == []  # already done
