@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -188,21 +189,30 @@ def version_ingest_run(*, version_id: int) -> VersionIngestion | None:
     return VersionIngestion.objects.filter(version_id=version_id).first()
 
 
-# A worker that takes one version also takes up to this many other queued ones: their chunks are
-# encoded together, which keeps the embedding model busy with full batches during bulk imports.
-INGEST_BATCH = 64
+# A worker that takes one version also takes other queued ones, up to this many and this much
+# source text: their chunks are encoded together, which keeps the embedding model busy with full,
+# length-sorted batches during bulk imports.
+INGEST_BATCH = 256
+INGEST_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def version_ingest_batch(*, version_id: int) -> list[int]:
     """Run `version_id` together with the oldest other queued versions (their own task messages
     then find them finished and do nothing)."""
-    others = list(
+    candidates = (
         VersionIngestion.objects.filter(status=IngestionStatus.QUEUED)
         .exclude(version_id=version_id)
         .order_by("queued_at", "pk")
-        .values_list("version_id", flat=True)[: INGEST_BATCH - 1]
+        .annotate(text_bytes=Length("version__content"))
+        .values_list("version_id", "version__file_size", "text_bytes")[: INGEST_BATCH - 1]
     )
-    return versions_ingest_run(version_ids=[version_id, *others])
+    chosen, budget = [version_id], INGEST_BATCH_BYTES
+    for other, file_size, text_bytes in candidates:
+        budget -= (file_size or 0) + (text_bytes or 0)
+        if budget < 0:
+            break
+        chosen.append(other)
+    return versions_ingest_run(version_ids=chosen)
 
 
 def versions_ingest_run(*, version_ids: list[int]) -> list[int]:
