@@ -372,6 +372,12 @@ class ChunkVector(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["space", "chunk"], name="chunkvector_space_chunk_unique")]
+        indexes = [
+            # Counts and exact scans of the vectors a small department may see.
+            models.Index(
+                fields=["space", "knowledge_base"], condition=models.Q(searchable=True), name="chunkvector_visible"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.chunk} in space {self.space_id}"

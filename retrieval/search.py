@@ -80,10 +80,10 @@ class SearchResults(list):
 
 @dataclass
 class Scope:
-    """The SQL that restricts a search: the user's readable knowledge bases and the filters."""
+    """What restricts a search: the ids of the user's readable knowledge bases (the policy's
+    queryset, evaluated once per search) and the SQL of the filters."""
 
-    kb_sql: str
-    kb_params: list
+    kb_ids: list[int]
     chunk_sql: str | None = None
     chunk_params: list = field(default_factory=list)
 
@@ -92,8 +92,7 @@ def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
     readable = knowledge_base_policy.instances_user_has_permission_for(user, "view")
     if knowledge_bases is not None:
         readable = readable.filter(pk__in=[getattr(kb, "pk", kb) for kb in knowledge_bases])
-    kb_sql, kb_params = readable.values("pk").query.sql_with_params()
-    scope = Scope(kb_sql=kb_sql, kb_params=list(kb_params))
+    scope = Scope(kb_ids=list(readable.values_list("pk", flat=True)))
     filters = filters or {}
     chunks = Chunk.objects.filter(searchable=True, knowledge_base__in=readable)
     filtered = False
@@ -114,8 +113,8 @@ def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
 
 
 def _scope_where(scope: Scope, alias: str) -> tuple[str, list]:
-    where = f" AND {alias}.knowledge_base_id IN ({scope.kb_sql})"
-    params = list(scope.kb_params)
+    where = f" AND {alias}.knowledge_base_id = ANY(%s::bigint[])"
+    params: list = [scope.kb_ids]
     if scope.chunk_sql:
         where += f" AND {alias}.chunk_id IN ({scope.chunk_sql})"
         params += scope.chunk_params
@@ -202,6 +201,21 @@ def _vector_literal(vector) -> str:
     return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
 
 
+# Up to this many visible vectors, dense search scans them exactly instead of walking the HNSW graph.
+EXACT_SEARCH_MAX_ROWS = 10_000
+
+
+def _visible_vectors(space: EmbeddingSpace, where: str, params: list) -> int:
+    """How many vectors the search may see, counted up to EXACT_SEARCH_MAX_ROWS + 1."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM knowledge_chunkvector v WHERE v.space_id = %s AND v.searchable"
+            f"{where} LIMIT %s) AS visible",
+            [space.pk, *params, EXACT_SEARCH_MAX_ROWS + 1],
+        )
+        return cursor.fetchone()[0]
+
+
 def _dense(scope: Scope, space: EmbeddingSpace, vector, cfg: dict, *, limit, only=None):
     """[(chunk_id, cosine similarity)] best first. Iterative HNSW scans keep going until `limit`
     rows pass the permission filter; relaxed order is re-sorted by exact distance."""
@@ -216,6 +230,17 @@ def _dense(scope: Scope, space: EmbeddingSpace, vector, cfg: dict, *, limit, onl
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [literal, space.pk, only, *params])
+            return [(cid, 1.0 - float(d)) for cid, d in cursor.fetchall()]
+    if _visible_vectors(space, where, params) <= EXACT_SEARCH_MAX_ROWS:
+        # Few visible rows (a small department): an exact scan of just those rows is both faster
+        # and exact, where a filtered HNSW walk would visit many invisible neighbours first. The
+        # expression differs from the HNSW index expression, so the planner cannot use that index.
+        sql = (
+            f"SELECT v.chunk_id, v.embedding <=> %s::vector AS distance FROM knowledge_chunkvector v "
+            f"WHERE v.space_id = %s AND v.searchable{where} ORDER BY distance, v.chunk_id LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [literal, space.pk, *params, limit])
             return [(cid, 1.0 - float(d)) for cid, d in cursor.fetchall()]
     sql = (
         f"SELECT chunk_id, distance FROM (SELECT v.chunk_id, {distance} AS distance FROM knowledge_chunkvector v "

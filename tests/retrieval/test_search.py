@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from knowledge.models import KnowledgeBase
+from knowledge.models import Chunk, KnowledgeBase
 from retrieval import search as search_module
 from retrieval.models import Bm25Statistics, Bm25Term
 from retrieval.search import bm25_search, dense_search, fuse, search
@@ -121,7 +121,12 @@ def test_traditional_query_matches_simplified_text(people, credit):
 
 
 @pytest.mark.django_db
-def test_filtered_dense_query_returns_k_for_a_department_owning_one_percent(people, credit, hr):
+@pytest.mark.parametrize("path", ["exact", "hnsw_iterative"])
+def test_filtered_dense_query_returns_k_for_a_department_owning_one_percent(people, credit, hr, path, monkeypatch):
+    from retrieval import search as search_module
+
+    if path == "hnsw_iterative":  # force the filtered HNSW walk even for a small visible set
+        monkeypatch.setattr(search_module, "EXACT_SEARCH_MAX_ROWS", 0)
     rng = np.random.default_rng(7)
     big = KnowledgeBaseFactory(department=hr)
     small = KnowledgeBaseFactory(department=credit)
@@ -137,6 +142,7 @@ def test_filtered_dense_query_returns_k_for_a_department_owning_one_percent(peop
     query = random_vectors(1)[0].tolist()
     hits = dense_search(people["credit_employee"], "", k=10, vector=query)
     assert len(hits) == 10
+    assert {cid for cid, _ in hits} == set(Chunk.objects.filter(knowledge_base=small).values_list("pk", flat=True))
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
     everyone = dense_search(people["superuser"], "", k=10, vector=query)
     assert len(everyone) == 10
