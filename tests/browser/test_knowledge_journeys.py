@@ -24,7 +24,8 @@ def test_knowledge_manager_creates_edits_and_submits(page, people, credit):
     expect(page.locator("h1")).to_have_text("Loan handbook")
 
     # a document, with live preview while typing
-    page.click('[data-link="new-document"]')
+    with page.expect_navigation():  # htmx binds on load; typing earlier is lost
+        page.click('[data-link="new-document"]')
     page.fill("#id_title", "Mortgage rules")
     page.fill("#id_tags", "mortgage, 房贷")
     page.fill("#id_content", "# Mortgages\n\n| term | rate |\n|---|---|\n| 10y | 3.5% |\n")
@@ -34,7 +35,8 @@ def test_knowledge_manager_creates_edits_and_submits(page, people, credit):
     expect(page.locator("#document-state")).to_have_text("Draft")
 
     # edit: the editor holds the lock and sends the version it started from
-    page.click('[data-link="edit"]')
+    with page.expect_navigation():  # htmx binds on load; typing earlier is lost
+        page.click('[data-link="edit"]')
     expect(page.locator('input[name="base_version"]')).to_have_value("1")
     expect(page.locator("#edit-lock")).to_contain_text("You are editing this document")
     page.fill("#id_content", "# Mortgages\n\n| term | rate |\n|---|---|\n| 10y | 3.8% |\n| 20y | 4.1% |\n")
@@ -49,7 +51,8 @@ def test_knowledge_manager_creates_edits_and_submits(page, people, credit):
     expect(page.locator(".messages")).to_contain_text("sent for review")
     expect(page.locator("#document-state")).to_have_text("In review")
     # the document list filters as one types (htmx swaps the table)
-    page.click("text=Loan handbook")
+    with page.expect_navigation():  # htmx binds on load; typing earlier is lost
+        page.click("text=Loan handbook")
     expect(page.locator("#documents tbody tr")).to_have_count(1)
     page.fill("#id_q", "no such title")
     expect(page.locator("#documents")).to_contain_text("No documents match.")
