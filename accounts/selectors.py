@@ -7,6 +7,7 @@ from .models import Department, Membership, User
 from .policy import (
     Capability,
     department_policy,
+    departments_for,
     is_active_user,
     is_admin,
     is_company_admin,
@@ -64,8 +65,6 @@ def people_list(*, user: Any) -> QuerySet[User]:
 
 
 def managed_departments(*, user: Any) -> QuerySet[Department]:
-    from .policy import departments_for
-
     return departments_for(user, Capability.MANAGE_MEMBERS)
 
 

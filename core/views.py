@@ -1,9 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseServerError
 from django.shortcuts import redirect, render
 from django.template import loader
-from django.http import HttpResponseServerError
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
