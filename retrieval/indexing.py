@@ -16,9 +16,7 @@ from collections import Counter
 
 from django.db import connection, transaction
 
-from knowledge.models import Chunk
-
-from .tokenize import tokenize
+from .tokenize import signature, tokenize
 
 STATS_ID = 1
 
@@ -29,10 +27,11 @@ def chunk_index_text(*, title: str, heading_path: list[str], text: str) -> str:
 
 
 def _lock_statistics(cursor) -> None:
+    # A new (empty) index follows the current tokenizer; an existing one keeps what it recorded.
     cursor.execute(
-        "INSERT INTO retrieval_bm25statistics (id, chunk_count, total_length) VALUES (%s, 0, 0) "
+        "INSERT INTO retrieval_bm25statistics (id, chunk_count, total_length, tokenizer) VALUES (%s, 0, 0, %s) "
         "ON CONFLICT (id) DO NOTHING",
-        [STATS_ID],
+        [STATS_ID, signature()],
     )
     cursor.execute("SELECT 1 FROM retrieval_bm25statistics WHERE id = %s FOR UPDATE", [STATS_ID])
 
@@ -89,11 +88,14 @@ def index_chunks(*, chunk_ids: list[int]) -> None:
     chunk_ids = sorted(set(chunk_ids))
     if not chunk_ids:
         return
-    chunks = list(
-        Chunk.objects.filter(pk__in=chunk_ids).order_by().values_list(
-            "id", "knowledge_base_id", "searchable", "text", "heading_path", "document__title"
+    with connection.cursor() as cursor:
+        # Plain SQL rather than the Chunk model, so that migrations can re-index with this function.
+        cursor.execute(
+            "SELECT c.id, c.knowledge_base_id, c.searchable, c.text, c.heading_path, d.title "
+            "FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id WHERE c.id = ANY(%s)",
+            [chunk_ids],
         )
-    )
+        chunks = cursor.fetchall()
     tokenized = [
         (cid, kb, searchable, Counter(tokenize(chunk_index_text(title=title, heading_path=headings, text=text))))
         for cid, kb, searchable, text, headings, title in chunks
@@ -159,3 +161,52 @@ def statistics_rebuild() -> None:
             "(SELECT term_id, count(*) AS df FROM retrieval_bm25posting WHERE searchable GROUP BY term_id) AS x "
             "ON x.term_id = t2.id WHERE t.id = t2.id AND t.df <> coalesce(x.df, 0)"
         )
+
+
+REINDEX_BATCH = 2_000
+
+
+def reindex_all(*, batch: int = REINDEX_BATCH, progress=None) -> int:
+    """Re-tokenize every chunk (after a tokenizer or user-dictionary change); returns the count.
+
+    Batches commit one by one, so searches keep being served while it runs: a chunk's old postings
+    are replaced by its new ones in one transaction. Terms left in no posting are deleted at the
+    end, and the statistics row records the tokenizer signature the index now follows."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM knowledge_chunk")
+        total = cursor.fetchone()[0]
+    done, last = 0, 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM knowledge_chunk WHERE id > %s ORDER BY id LIMIT %s", [last, batch])
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            break
+        index_chunks(chunk_ids=ids)
+        done, last = done + len(ids), ids[-1]
+        if progress:
+            progress(done, total)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock_statistics(cursor)
+        cursor.execute(
+            "DELETE FROM retrieval_bm25term t WHERE NOT EXISTS "
+            "(SELECT 1 FROM retrieval_bm25posting p WHERE p.term_id = t.id)"
+        )
+        cursor.execute("UPDATE retrieval_bm25statistics SET tokenizer = %s WHERE id = %s", [signature(), STATS_ID])
+    return done
+
+
+def index_is_stale() -> bool:
+    """Whether the postings were written by another tokenizer than the current one."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tokenizer FROM retrieval_bm25statistics WHERE id = %s", [STATS_ID])
+        row = cursor.fetchone()
+    return row is not None and row[0] != signature()
+
+
+def index_tokenizer() -> str | None:
+    """The tokenizer signature the index records (None before anything was indexed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tokenizer FROM retrieval_bm25statistics WHERE id = %s", [STATS_ID])
+        row = cursor.fetchone()
+    return row[0] if row and row[0] else None

@@ -28,6 +28,8 @@ class Bm25Statistics(models.Model):
 
     chunk_count = models.BigIntegerField(default=0)
     total_length = models.BigIntegerField(default=0)
+    # tokenize.signature() of the tokenizer that wrote the postings (set by bm25_reindex).
+    tokenizer = models.CharField(max_length=100, blank=True, default="")
 
     @property
     def average_length(self) -> float:

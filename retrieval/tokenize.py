@@ -1,23 +1,38 @@
 """Tokenization for BM25: one function for documents and queries, so that both sides match.
 
-Chinese is converted Traditional→Simplified (OpenCC) and segmented with jieba; English and other
-Latin text is lowercased and split into words. Stopwords (function words that match everything)
-are dropped; the lists are short on purpose, tuned on the dev splits of the evaluation sets.
+Chinese is converted Traditional→Simplified (OpenCC) and segmented with jieba's dictionary, without
+its HMM new-word guesser: on a short question the HMM glues a name to the next character ("潘淑是
+哪里人" → 潘淑是 / 哪里 / 人) while the document says "潘淑，…" (→ 潘淑), so the name never matched.
+Dictionary-only segmentation cuts both sides the same way: an unknown name becomes its characters
+(潘 / 淑), and those match wherever it occurs (CMRC 2018 dev: R@10 .9949 → .9991, R@1 .9741 → .9806).
+A deployment's own terms can be added with a jieba user dictionary (settings.BM25_USER_DICTIONARY).
+English and other Latin text is lowercased and split into words. Stopwords (function words that
+match everything) are dropped; the lists are short on purpose, tuned on the dev splits.
+
+Any change here changes the index: `TOKENIZER_VERSION` and the user dictionary's hash make up
+`signature()`, stored with the BM25 statistics; `manage.py bm25_reindex` rebuilds the postings.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import re
 import threading
 import unicodedata
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 _WORD = re.compile(r"\w", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ASCII_WORD = re.compile(r"[a-z]+")
 _lock = threading.Lock()
 MAX_TERM_LENGTH = 100
+# Raise when tokenize() changes what it returns for some text; the index then needs bm25_reindex.
+TOKENIZER_VERSION = 2
 
 ENGLISH_STOPWORDS = frozenset(
     """a an the of in on at to for from by with and or but is are was were be been being as that this
@@ -36,14 +51,43 @@ def _converter():
     return opencc.OpenCC("t2s")
 
 
-@functools.cache
-def _jieba():
+@functools.lru_cache(maxsize=4)
+def _segmenter(dictionary: str, stamp: tuple = ()):
+    """jieba's shared tokenizer, or one of its own per user dictionary (and file version)."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     with _lock:
-        jieba.initialize()
-    return jieba
+        segmenter = jieba.Tokenizer() if dictionary else jieba.dt
+        segmenter.initialize()
+        if dictionary:
+            segmenter.load_userdict(dictionary)
+    return segmenter
+
+
+def _jieba():
+    dictionary = _user_dictionary()
+    if dictionary is None:
+        return _segmenter("")
+    stat = dictionary.stat()
+    return _segmenter(str(dictionary), (stat.st_mtime_ns, stat.st_size))
+
+
+def _user_dictionary() -> Path | None:
+    path = getattr(settings, "BM25_USER_DICTIONARY", "")
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise ImproperlyConfigured(f"BM25_USER_DICTIONARY={path!r} is not a readable file.")
+    return Path(path)
+
+
+def signature() -> str:
+    """What the index is built with: the tokenizer version and the user dictionary's content hash."""
+    dictionary = _user_dictionary()
+    if dictionary is None:
+        return f"v{TOKENIZER_VERSION}"
+    return f"v{TOKENIZER_VERSION}+dict:{hashlib.sha256(dictionary.read_bytes()).hexdigest()[:12]}"
 
 
 def normalize(text: str) -> str:
@@ -69,7 +113,7 @@ def s_stem(word: str) -> str:
 def tokenize(text: str, *, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
     """The BM25 terms of a text, in order, with repetitions (term frequency counts them)."""
     text = normalize(text)
-    tokens = _jieba().lcut(text) if _CJK.search(text) else re.findall(r"\w+", text)
+    tokens = _jieba().lcut(text, HMM=False) if _CJK.search(text) else re.findall(r"\w+", text)
     return [
         s_stem(token)[:MAX_TERM_LENGTH]
         for token in (t.strip() for t in tokens)

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from . import search as search_module
 from . import selectors, services
+from .indexing import index_is_stale
 
 MODE_CHOICES = [
     ("hybrid", _("Hybrid")),
@@ -60,6 +61,7 @@ def hit_test(request):
         "knowledge_base": knowledge_base,
         "knowledge_bases": knowledge_bases,
         "rerank_available": search_module.rerank_available(),
+        "index_stale": index_is_stale(),
         "test_sets": selectors.hit_test_set_list(user=request.user),
         "set_form": TestSetForm(),
     }

@@ -18,3 +18,6 @@ def _packaged_embedding_model() -> str:
 EMBEDDING_MODEL_PATH = env_str("EMBEDDING_MODEL_PATH") or _packaged_embedding_model()
 # A local CrossEncoder directory; reranking is off when empty.
 RERANKER_MODEL_PATH = env_str("RERANKER_MODEL_PATH")
+# A jieba user dictionary (one "word [freq] [tag]" per line) for a deployment's own terms in BM25;
+# after changing it run `manage.py bm25_reindex`.
+BM25_USER_DICTIONARY = env_str("BM25_USER_DICTIONARY")
