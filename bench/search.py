@@ -1,7 +1,8 @@
 """Search at scale: synthetic chunks with 384-d vectors in a throwaway database (bench_search).
 
 Measures p50/p95 of dense, sparse (BM25) and hybrid search (query embedding excluded: vectors are
-given) for a user who sees every chunk and one who sees 1% of them, and HNSW recall@10 against
+given) for a user who sees every chunk, one who sees 20% (dense search walks the HNSW graph with
+a filter) and one who sees 1% (few enough vectors for an exact scan), and dense recall@10 against
 exact search. The last line is JSON.
 
     .venv/bin/python bench/search.py [--chunks 100000] [--queries 200]
@@ -87,13 +88,22 @@ def run(args):
     admin = User.objects.create(username="all", is_superuser=True)
     small_user = User.objects.create(username="one-percent")
     Membership.objects.create(user=small_user, department=small_dept, role=Role.EMPLOYEE)
+    # A fifth of the chunks: above EXACT_SEARCH_MAX_ROWS, so this user's dense search walks HNSW.
+    fifth_dept = Department.objects.create(name="Fifth", code="fifth")
+    fifth_user = User.objects.create(username="twenty-percent")
+    Membership.objects.create(user=fifth_user, department=fifth_dept, role=Role.EMPLOYEE)
     big_kb = KnowledgeBase.objects.create(name="Big", department=everyone_dept)
     small_kb = KnowledgeBase.objects.create(name="Small", department=small_dept)
+    fifth_kb = KnowledgeBase.objects.create(name="Fifth", department=fifth_dept)
     per_doc = 100
     n_docs = args.chunks // per_doc
+
+    def kb_for(doc_index: int):
+        return small_kb if doc_index % 100 == 0 else fifth_kb if doc_index % 5 == 1 else big_kb
+
     docs = Document.objects.bulk_create(
-        [Document(knowledge_base=small_kb if i % 100 == 0 else big_kb, title=f"doc {i}", owner=admin,
-                  state=DocumentState.PUBLISHED) for i in range(n_docs)]
+        [Document(knowledge_base=kb_for(i), title=f"doc {i}", owner=admin, state=DocumentState.PUBLISHED)
+         for i in range(n_docs)]
     )
     versions = DocumentVersion.objects.bulk_create(
         [DocumentVersion(document=d, number=1, content="", author=admin, content_sha256="x") for d in docs]
@@ -110,7 +120,7 @@ def run(args):
     chunk_topic = rng.integers(0, 1000, size=args.chunks)
     vectors = topics[chunk_topic] + 0.8 * rng.normal(size=(args.chunks, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    kb_of = np.array([small_kb.pk if (i // per_doc) % 100 == 0 else big_kb.pk for i in range(args.chunks)])
+    kb_of = np.array([kb_for(i // per_doc).pk for i in range(args.chunks)])
     copy("knowledge_chunk",
          "version_id, document_id, knowledge_base_id, index, text, token_count, heading_path, position, entities, "
          "searchable, created_at",
@@ -146,6 +156,7 @@ def run(args):
     cfg = S.DEFAULT_SETTINGS
     results: dict = {"chunks": args.chunks, "queries": args.queries, "setup_s": round(setup_s, 1)}
     for label, user, visible in (("all", admin, np.ones(args.chunks, bool)),
+                                 ("twenty_percent", fifth_user, kb_of == fifth_kb.pk),
                                  ("one_percent", small_user, kb_of == small_kb.pk)):
         entry = {"visible_chunks": int(visible.sum())}
         for mode in ("bm25", "dense", "hybrid"):

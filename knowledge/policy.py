@@ -41,6 +41,12 @@ def _reviewable_departments(user: Any):
     return departments_for(user, Capability.REVIEW_KNOWLEDGE)
 
 
+def _readable_by(departments) -> Q:
+    """Knowledge bases that members of `departments` (a queryset or a list of ids) may read."""
+    shared = KnowledgeBase.shared_with.through.objects.filter(department__in=departments).values("knowledgebase_id")
+    return Q(department__in=departments) | Q(pk__in=shared) | Q(shared_company_wide=True)
+
+
 class KnowledgeBasePolicy(PermissionPolicy[KnowledgeBase]):
     model = KnowledgeBase
     actions = frozenset({"view", "add", "change", "review"})
@@ -59,16 +65,20 @@ class KnowledgeBasePolicy(PermissionPolicy[KnowledgeBase]):
         if not is_active_user(user):
             return KnowledgeBase.objects.none()
         if action == "view":
-            readable = departments_for(user, Capability.VIEW_KNOWLEDGE)
-            shared = KnowledgeBase.shared_with.through.objects.filter(department__in=readable).values(
-                "knowledgebase_id"
-            )
-            return KnowledgeBase.objects.filter(
-                Q(department__in=readable) | Q(pk__in=shared) | Q(shared_company_wide=True)
-            )
+            return KnowledgeBase.objects.filter(_readable_by(departments_for(user, Capability.VIEW_KNOWLEDGE)))
         if action == "review":
             return KnowledgeBase.objects.filter(department__in=_reviewable_departments(user))
         return KnowledgeBase.objects.filter(department__in=_editable_departments(user))
+
+    def readable_ids(self, user: Any) -> list[int]:
+        """The ids of the knowledge bases `user` may read, evaluated now: the same rule as
+        `instances_user_has_permission_for(user, "view")`, run as two flat queries (departments,
+        then knowledge bases) instead of one nested one, which Django takes ~10 ms to build.
+        Search evaluates it once per query; it is never cached across requests."""
+        if not is_active_user(user):
+            return []
+        departments = list(departments_for(user, Capability.VIEW_KNOWLEDGE).values_list("pk", flat=True))
+        return list(KnowledgeBase.objects.filter(_readable_by(departments)).values_list("pk", flat=True))
 
 
 class DocumentPolicy(PermissionPolicy[Document]):

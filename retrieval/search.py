@@ -1,8 +1,9 @@
 """Permission-filtered search over knowledge chunks: BM25, dense (pgvector HNSW), their fusion,
 and an optional cross-encoder rerank. Chat, the hit-testing page and the REST API call `search`.
 
-The acting user is required everywhere: every SQL statement below takes the knowledge-base read
-policy (`knowledge_base_policy.instances_user_has_permission_for(user, "view")`) as a subquery.
+The acting user is required everywhere: every SQL statement below is restricted to the ids of the
+knowledge bases the read policy lets the user see (`knowledge_base_policy.readable_ids(user)`,
+evaluated once per search).
 """
 
 from __future__ import annotations
@@ -89,12 +90,14 @@ class Scope:
 
 
 def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
-    readable = knowledge_base_policy.instances_user_has_permission_for(user, "view")
+    kb_ids = knowledge_base_policy.readable_ids(user)
     if knowledge_bases is not None:
-        readable = readable.filter(pk__in=[getattr(kb, "pk", kb) for kb in knowledge_bases])
-    scope = Scope(kb_ids=list(readable.values_list("pk", flat=True)))
+        requested = {getattr(kb, "pk", kb) for kb in knowledge_bases}
+        kb_ids = [pk for pk in kb_ids if pk in requested]
+    scope = Scope(kb_ids=kb_ids)
     filters = filters or {}
-    chunks = Chunk.objects.filter(searchable=True, knowledge_base__in=readable)
+    # The filters narrow chunks further; the knowledge-base restriction is scope.kb_ids in every query.
+    chunks = Chunk.objects.filter(searchable=True)
     filtered = False
     if filters.get("tags"):
         chunks = chunks.filter(document__tags__overlap=list(filters["tags"]))
@@ -107,7 +110,7 @@ def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
             chunks = chunks.filter(**{f"version__created_at__{lookup}": filters[key]})
             filtered = True
     if filtered:
-        sql, params = chunks.values("pk").query.sql_with_params()
+        sql, params = chunks.filter(knowledge_base_id__in=scope.kb_ids).values("pk").query.sql_with_params()
         scope.chunk_sql, scope.chunk_params = sql, list(params)
     return scope
 
@@ -174,8 +177,9 @@ def bm25_search(user, query: str, *, knowledge_bases=None, filters=None, k: int 
     return _bm25(_scope(user, knowledge_bases, filters), query, cfg, limit=k, only=only)[0]
 
 
-def _bm25(scope: Scope, query: str, cfg: dict, *, limit, only=None):
-    ids, weights, avgdl, bound = _bm25_weights(query, cfg)
+def _bm25(scope: Scope, query: str, cfg: dict, *, limit, only=None, prepared=None):
+    """`prepared`: this query's `_bm25_weights`, when the caller already looked them up."""
+    ids, weights, avgdl, bound = prepared or _bm25_weights(query, cfg)
     if not ids:
         return [], bound
     sql, params = _bm25_sql(scope, cfg, (ids, weights), avgdl, limit=limit, only=only)
@@ -248,8 +252,8 @@ def _dense(scope: Scope, space: EmbeddingSpace, vector, cfg: dict, *, limit, onl
         "ORDER BY distance, chunk_id"
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(int(cfg["ef_search"]), limit))])
+        ef_search = max(int(cfg["ef_search"]), int(limit))  # ints only: the settings go in one round trip
+        cursor.execute(f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef_search}")
         cursor.execute(sql, [literal, space.pk, *params, literal, limit])
         return [(cid, 1.0 - float(d)) for cid, d in cursor.fetchall()]
 
@@ -370,8 +374,10 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
     space = active_search_space() if mode != "bm25" else None
 
     started = time.perf_counter()
+    prepared = None
     if mode != "dense":
-        found, bound = _bm25(scope, query, cfg, limit=n if mode != "bm25" else k)
+        prepared = _bm25_weights(query, cfg)
+        found, bound = _bm25(scope, query, cfg, limit=n if mode != "bm25" else k, prepared=prepared)
         bm25 = dict(found)
     timings["bm25_ms"] = (time.perf_counter() - started) * 1000
     if space is not None:
@@ -393,7 +399,7 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         # Complete the scores: each retriever scores the other's candidates too.
         missing_bm25 = sorted(set(dense) - set(bm25))
         if missing_bm25 and bound:
-            bm25.update(_bm25(scope, query, cfg, limit=None, only=missing_bm25)[0])
+            bm25.update(_bm25(scope, query, cfg, limit=None, only=missing_bm25, prepared=prepared)[0])
         missing_dense = sorted(set(bm25) - set(dense))
         if missing_dense and space is not None:
             dense.update(_dense(scope, space, vector, cfg, limit=None, only=missing_dense))

@@ -175,6 +175,22 @@ def test_permission_matrix_through_the_api(world, credit, hr, compliance, sharin
     assert probe(client, world) == OUTCOMES[level]
 
 
+@pytest.mark.parametrize("sharing", list(EXPECTED))
+@pytest.mark.parametrize("department_code,role", USERS)
+def test_readable_ids_follow_the_same_matrix(world, credit, hr, compliance, sharing, department_code, role):
+    """Search restricts every query to `readable_ids`: it must agree with the hand-written table
+    and with the read queryset, for every role and way of sharing."""
+    share(world["kb"], sharing, hr)
+    hr_kb = KnowledgeBaseFactory(department=hr, name="HR only")
+    user = make_user(department_code, role, credit, hr, compliance)
+
+    ids = knowledge_base_policy.readable_ids(user)
+    assert (world["kb"].pk in ids) == (EXPECTED[sharing][(department_code, role)] != NONE)
+    assert sorted(ids) == sorted(knowledge_base_policy.instances_user_has_permission_for(user, "view")
+                                 .values_list("pk", flat=True))
+    assert (hr_kb.pk in ids) == (department_code == "hr" or role in ("superuser", "reviewer"))
+
+
 def test_hidden_objects_answer_exactly_like_missing_ones(world, hr):
     client = Client()
     client.force_login(member(hr, Role.EMPLOYEE, "hr_reader"))
