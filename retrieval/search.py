@@ -154,17 +154,24 @@ def _bm25_weights(query: str, cfg: dict) -> tuple[list[int], list[float], float,
 def _bm25_sql(scope: Scope, cfg: dict, weights, avgdl: float, *, limit: int | None, only: list[int] | None):
     where, params = _scope_where(scope, "p")
     k1, b = float(cfg["k1"]), float(cfg["b"])
-    sql = (
-        "SELECT p.chunk_id, SUM(w.weight * p.tf * %s / (p.tf + %s * (1 - %s + %s * p.length / %s))) AS score "
-        "FROM unnest(%s::int[], %s::float8[]) AS w(term_id, weight) "
-        "JOIN retrieval_bm25posting p ON p.term_id = w.term_id AND p.searchable "
-        f"WHERE TRUE{where}"
-    )
+    score = "SUM(w.weight * p.tf * %s / (p.tf + %s * (1 - %s + %s * p.length / %s))) AS score "
     head = [k1 + 1, k1, b, b, avgdl, weights[0], weights[1]]
-    if only is not None:
-        sql += " AND p.chunk_id = ANY(%s)"
-        params.append(only)
-    sql += " GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id"
+    if only is None:
+        # Walk each query term's posting list (the partial covering index on term).
+        sql = (
+            f"SELECT p.chunk_id, {score}FROM unnest(%s::int[], %s::float8[]) AS w(term_id, weight) "
+            "JOIN retrieval_bm25posting p ON p.term_id = w.term_id AND p.searchable "
+        )
+    else:
+        # Score given chunks (the other retriever's candidates): probe the (chunk, term) primary
+        # key once per pair instead of filtering whole posting lists of common terms.
+        sql = (
+            f"SELECT p.chunk_id, {score}FROM unnest(%s::int[], %s::float8[]) AS w(term_id, weight) "
+            "CROSS JOIN unnest(%s::int[]) AS c(chunk_id) "
+            "JOIN retrieval_bm25posting p ON p.chunk_id = c.chunk_id AND p.term_id = w.term_id AND p.searchable "
+        )
+        head.append(list(only))
+    sql += f"WHERE TRUE{where} GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id"
     if limit is not None:
         sql += " LIMIT %s"
         params.append(limit)
@@ -414,7 +421,12 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
     threshold = float(cfg["min_score"]) if (mode != "hybrid" or cfg["fusion"] == "weighted") else 0.0
     ranked = [(cid, s) for cid, s in ranked if fused.get(cid, 0.0) >= threshold]
     top = ranked[: max(k, int(cfg["rerank_top"])) if mode == "hybrid_rerank" else k]
-    chunks = Chunk.objects.select_related("version", "document", "knowledge_base").in_bulk([cid for cid, _ in top])
+    # A version's whole text is not needed to show a hit (it loads on access if ever wanted).
+    chunks = (
+        Chunk.objects.select_related("version", "document", "knowledge_base")
+        .defer("version__content")
+        .in_bulk([cid for cid, _ in top])
+    )
 
     rerank: dict[int, float] = {}
     if mode == "hybrid_rerank" and top:

@@ -86,6 +86,7 @@ def test_bm25_scores_equal_a_plain_python_bm25_over_searchable_chunks(corpus, pe
     from knowledge.models import Chunk
     from retrieval.indexing import chunk_index_text
 
+    _, (unmatched,) = published(corpus["credit_kb"], people["credit_manager"], "Office", ["Closed on public holidays."])
     searchable = Chunk.objects.filter(searchable=True).select_related("document")
     documents = {
         c.pk: tokenize(chunk_index_text(title=c.document.title, heading_path=c.heading_path, text=c.text))
@@ -100,6 +101,15 @@ def test_bm25_scores_equal_a_plain_python_bm25_over_searchable_chunks(corpus, pe
     assert got.keys() == expected.keys()
     for cid, score in expected.items():
         assert got[cid] == pytest.approx(score, rel=1e-9)
+    # Scoring given chunks (hybrid completes the dense candidates' BM25 scores this way) gives the
+    # same scores, nothing for a chunk without a query term, and nothing the user may not read.
+    assert unmatched.pk not in expected
+    some = sorted(expected)[:2] + [unmatched.pk]
+    partial = dict(bm25_search(people["superuser"], query, k=100, only=some))
+    assert partial == {cid: pytest.approx(expected[cid], rel=1e-9) for cid in sorted(expected)[:2]}
+    leave_ids = [c.pk for c in corpus["leave_chunks"]]
+    assert leave_ids[0] in expected
+    assert bm25_search(people["credit_employee"], query, k=100, only=leave_ids) == []
     # Statistics follow the searchable flags, and come back when the chunks do.
     set_searchable(corpus["loan_chunks"], False)
     assert Bm25Statistics.objects.get().chunk_count == len(documents) - 2
