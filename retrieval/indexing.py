@@ -196,17 +196,19 @@ def reindex_all(*, batch: int = REINDEX_BATCH, progress=None) -> int:
     return done
 
 
-def index_is_stale() -> bool:
-    """Whether the postings were written by another tokenizer than the current one."""
+def _recorded_tokenizer() -> tuple[str] | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT tokenizer FROM retrieval_bm25statistics WHERE id = %s", [STATS_ID])
-        row = cursor.fetchone()
+        return cursor.fetchone()
+
+
+def index_is_stale() -> bool:
+    """Whether the postings were written by another tokenizer than the current one."""
+    row = _recorded_tokenizer()
     return row is not None and row[0] != signature()
 
 
 def index_tokenizer() -> str | None:
     """The tokenizer signature the index records (None before anything was indexed)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT tokenizer FROM retrieval_bm25statistics WHERE id = %s", [STATS_ID])
-        row = cursor.fetchone()
+    row = _recorded_tokenizer()
     return row[0] if row and row[0] else None
