@@ -61,7 +61,7 @@ def _apply_delta(cursor, rows: list[tuple[int, int, int, bool]]) -> None:
     term_ids = sorted(t for t, d in df.items() if d)
     cursor.execute(
         "UPDATE retrieval_bm25term AS t SET df = t.df + d.delta "
-        "FROM unnest(%s::int[], %s::int[]) AS d(id, delta) WHERE t.id = d.id",
+        "FROM unnest(%s::bigint[], %s::int[]) AS d(id, delta) WHERE t.id = d.id",
         [term_ids, [df[t] for t in term_ids]],
     )
     count = sum(1 if s else -1 for _, s in chunks.values())

@@ -161,15 +161,15 @@ def _bm25_sql(scope: Scope, cfg: dict, weights, avgdl: float, *, limit: int | No
     if only is None:
         # Walk each query term's posting list (the partial covering index on term).
         sql = (
-            f"SELECT p.chunk_id, {score}FROM unnest(%s::int[], %s::float8[]) AS w(term_id, weight) "
+            f"SELECT p.chunk_id, {score}FROM unnest(%s::bigint[], %s::float8[]) AS w(term_id, weight) "
             "JOIN retrieval_bm25posting p ON p.term_id = w.term_id AND p.searchable "
         )
     else:
         # Score given chunks (the other retriever's candidates): probe the (chunk, term) primary
         # key once per pair instead of filtering whole posting lists of common terms.
         sql = (
-            f"SELECT p.chunk_id, {score}FROM unnest(%s::int[], %s::float8[]) AS w(term_id, weight) "
-            "CROSS JOIN unnest(%s::int[]) AS c(chunk_id) "
+            f"SELECT p.chunk_id, {score}FROM unnest(%s::bigint[], %s::float8[]) AS w(term_id, weight) "
+            "CROSS JOIN unnest(%s::bigint[]) AS c(chunk_id) "
             "JOIN retrieval_bm25posting p ON p.chunk_id = c.chunk_id AND p.term_id = w.term_id AND p.searchable "
         )
         head.append(list(only))
