@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "accounts",
     "core",
     "knowledge",
+    "llm",
     "chat",
     "training",
     "sources",
