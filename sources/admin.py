@@ -8,7 +8,7 @@ from .models import AllowedHost, Source, SourceSync
 
 @admin.register(AllowedHost)
 class AllowedHostAdmin(admin.ModelAdmin):
-    list_display = ["host", "allow_private_addresses", "note", "created_at"]
+    list_display = ["host", "port", "source_kind", "allow_private_addresses", "note", "created_at"]
     search_fields = ["host", "note"]
 
 

@@ -1,7 +1,10 @@
 """Fetching JSON records over HTTP, only from allowlisted hosts.
 
-Every hop (the URL and each redirect) is checked: the host must be on the allowlist, and every
-address its name resolves to must be public unless the allowlist entry allows private addresses.
+Every hop (the URL and each redirect) is checked: the host (and port) must be on the allowlist, and
+every address its name resolves to must be public unless the allowlist entry allows private
+addresses. Addresses that embed or translate to an IPv4 address (6to4, NAT64, Teredo, IPv4-mapped)
+and the deprecated site-local range count as private. The auth header goes only to the
+configured scheme, host and port: a redirect elsewhere is followed without it.
 The connection then goes to one of the addresses that were checked (not a second DNS lookup),
 so DNS cannot change the answer in between. The body is read up to a byte limit and a deadline.
 """
@@ -21,7 +24,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from .fetch_sql import FetchError
-from .models import AllowedHost
+from .models import SourceKind, allowlist_entry
 
 MAX_REDIRECTS = 3
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -32,9 +35,19 @@ def max_bytes() -> int:
     return int(getattr(settings, "SOURCES_HTTP_MAX_BYTES", DEFAULT_MAX_BYTES))
 
 
+# Ranges Python's `is_global` calls global (3.11) though they reach inside: 6to4 and NAT64 embed an
+# IPv4 address that a relay or gateway then connects to; site-local is the old private IPv6 range.
+NON_PUBLIC_IPV6 = tuple(
+    ipaddress.ip_network(net) for net in ("2002::/16", "64:ff9b::/96", "64:ff9b:1::/48", "fec0::/10", "2001::/32")
+)
+
+
 def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return _is_private(address.ipv4_mapped)
+        if any(address in net for net in NON_PUBLIC_IPV6):
+            return True
     return (
         address.is_private
         or address.is_loopback
@@ -49,9 +62,11 @@ def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def vetted_address(host: str, port: int) -> str:
     """Check the host against the allowlist and its addresses; return the address to connect to."""
     host = host.lower().rstrip(".")
-    entry = AllowedHost.objects.filter(host=host).first()
+    entry = allowlist_entry(SourceKind.HTTP, host, port)
     if entry is None:
-        raise FetchError(_("The host “%(host)s” is not on the allowlist of HTTP sources.") % {"host": host})
+        raise FetchError(
+            _("The host “%(host)s” (port %(port)s) is not on the allowlist of HTTP sources.") % {"host": host, "port": port}
+        )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -93,14 +108,14 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 def fetch_json(url: str, *, headers: dict[str, str], timeout_s: int) -> Any:
     deadline = time.monotonic() + timeout_s
     limit = max_bytes()
-    first_host = None
+    origin = None
     for _hop in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(_("Only http and https URLs can be fetched."))
         host = parts.hostname
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        first_host = first_host or host
+        origin = origin or (parts.scheme, host.lower(), port)
         address = vetted_address(host, port)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -108,9 +123,9 @@ def fetch_json(url: str, *, headers: dict[str, str], timeout_s: int) -> Any:
         connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
         conn = connection_class(host, port, address=address, timeout=remaining)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        # Credentials go to the configured host only, never to a host a redirect names.
+        # Credentials go to the configured scheme, host and port only, never where a redirect points.
         hop_headers = {"Accept": "application/json", "User-Agent": "deepseek-admin-sources/1"}
-        if host == first_host:
+        if (parts.scheme, host.lower(), port) == origin:
             hop_headers.update(headers)
         try:
             conn.request("GET", path, headers=hop_headers)
@@ -146,6 +161,8 @@ def fetch_json(url: str, *, headers: dict[str, str], timeout_s: int) -> Any:
             return json.loads(bytes(body).decode(response.headers.get_content_charset() or "utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise FetchError(_("The answer is not valid JSON: %(error)s") % {"error": exc}) from exc
+        except RecursionError:
+            raise FetchError(_("The answer is nested too deeply.")) from None
     raise FetchError(_("Too many redirects."))
 
 

@@ -1,6 +1,9 @@
 """Reading rows from an external SQL database, read-only and with a time limit.
 
-PostgreSQL through psycopg (the transaction is read-only and `statement_timeout` is set at
+Every DSN is vetted first (sources.dsn_guard: allowlist, never the product's own database, SQLite
+only under SOURCES_SQLITE_DIR) and the connection goes to the address that was checked.
+PostgreSQL through psycopg (the role is checked at connect: no superuser, no member of
+pg_read_server_files and friends; the transaction is read-only and `statement_timeout` is set at
 connect time, so even a function with side effects cannot write); SQLite through the standard
 library (opened `mode=ro` plus `PRAGMA query_only`); MySQL when PyMySQL or mysqlclient is installed
 (`SET SESSION TRANSACTION READ ONLY` and `max_execution_time`).
@@ -12,7 +15,7 @@ import importlib.util
 import sqlite3
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote
 
 from django.utils.translation import gettext as _
 
@@ -55,12 +58,17 @@ def _rows(cursor, limit: int) -> list[dict[str, Any]]:
     return [dict(zip(columns, row)) for row in rows]
 
 
-def fetch_postgresql(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
+def fetch_postgresql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     import psycopg
 
+    from .dsn_guard import check_postgresql_session
+
     options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
+    conninfo = target.postgresql_conninfo(options=options, connect_timeout=str(CONNECT_TIMEOUT_S))
     try:
-        with psycopg.connect(dsn, options=options, connect_timeout=CONNECT_TIMEOUT_S, autocommit=False) as conn:
+        with psycopg.connect(conninfo, autocommit=False) as conn:
+            check_postgresql_session(conn)
+            conn.rollback()
             conn.read_only = True
             with conn.cursor() as cursor:
                 # Streamed row by row: at most limit+1 rows reach this process, then the query is cancelled.
@@ -86,13 +94,11 @@ def fetch_postgresql(dsn: str, query: str, *, timeout_s: int, limit: int) -> lis
         raise FetchError(_("Database error: %(error)s") % {"error": _first_line(exc)}) from exc
 
 
-def fetch_sqlite(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
-    path = unquote(urlsplit(dsn).path)
-    if dsn.lower().startswith("sqlite:////"):
-        path = "/" + path.lstrip("/")
+def fetch_sqlite(target, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S)
+        # The path is quoted: a "?" or "#" in a file name cannot add URI parameters.
+        conn = sqlite3.connect(f"file:{quote(target.sqlite_path)}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S)
     except sqlite3.Error as exc:
         raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
     try:
@@ -112,7 +118,7 @@ def fetch_sqlite(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[di
         conn.close()
 
 
-def fetch_mysql(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
+def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     try:
         import pymysql as driver
     except ImportError:
@@ -120,14 +126,13 @@ def fetch_mysql(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dic
             import MySQLdb as driver  # type: ignore[no-redef]
         except ImportError:
             raise FetchError(_("No MySQL driver is installed on this server.")) from None
-    parts = urlsplit(dsn)
     try:
         conn = driver.connect(
-            host=parts.hostname or "localhost",
-            port=parts.port or 3306,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=unquote(parts.path.lstrip("/")),
+            host=target.address,
+            port=target.port,
+            user=target.params.get("user", ""),
+            password=target.params.get("password", ""),
+            database=target.params.get("dbname", ""),
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=timeout_s + 5,
         )
@@ -159,6 +164,8 @@ def _first_line(exc: Exception) -> str:
 def fetch_rows(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     if not query.strip():
         raise FetchError(_("The source has no query."))
-    kind = dialect(dsn)
-    fetch = {"postgresql": fetch_postgresql, "sqlite": fetch_sqlite, "mysql": fetch_mysql}[kind]
-    return fetch(dsn, query, timeout_s=timeout_s, limit=limit)
+    from .dsn_guard import vet_dsn
+
+    target = vet_dsn(dsn)
+    fetch = {"postgresql": fetch_postgresql, "sqlite": fetch_sqlite, "mysql": fetch_mysql}[target.dialect]
+    return fetch(target, query, timeout_s=timeout_s, limit=limit)

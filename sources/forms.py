@@ -70,4 +70,4 @@ class SourceForm(forms.ModelForm):
 class AllowedHostForm(forms.ModelForm):
     class Meta:
         model = AllowedHost
-        fields = ["host", "allow_private_addresses", "note"]
+        fields = ["source_kind", "host", "port", "allow_private_addresses", "note"]

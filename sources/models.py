@@ -195,10 +195,19 @@ class SourceSync(models.Model):
 
 
 class AllowedHost(models.Model):
-    """A host that HTTP sources may call. Hosts that resolve to private, loopback or link-local
-    addresses also need `allow_private_addresses`, so DNS cannot point a public name inside."""
+    """A host (and optionally one port) that sources of one kind may reach: HTTP sources call it,
+    SQL sources connect to it. Hosts that resolve to private, loopback or link-local addresses also
+    need `allow_private_addresses`, so DNS cannot point a public name inside. Whatever the list
+    says, a SQL source never reaches the product's own database (sources.dsn_guard)."""
 
-    host = models.CharField(_("host"), max_length=253, unique=True, help_text=_("A host name or IP address, without port."))
+    source_kind = models.CharField(
+        _("for sources of kind"), max_length=8, choices=SourceKind.choices, default=SourceKind.HTTP
+    )
+    host = models.CharField(_("host"), max_length=253, help_text=_("A host name or IP address, without port."))
+    port = models.PositiveIntegerField(
+        _("port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text=_("Leave empty to allow every port of this host."),
+    )
     allow_private_addresses = models.BooleanField(
         _("allow private addresses"),
         default=False,
@@ -209,13 +218,37 @@ class AllowedHost(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        ordering = ["host"]
+        ordering = ["source_kind", "host", "port"]
         verbose_name = _("allowed host")
         verbose_name_plural = _("allowed hosts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_kind", "host", "port"], name="allowedhost_unique", nulls_distinct=False,
+                violation_error_message=_("This host and port are already on the allowlist."),
+            ),
+            models.CheckConstraint(condition=models.Q(source_kind__in=SourceKind.values), name="allowedhost_kind_valid"),
+        ]
 
     def __str__(self) -> str:
-        return self.host
+        return f"{self.host}:{self.port}" if self.port else self.host
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port else host
 
     def save(self, *args, **kwargs) -> None:
-        self.host = self.host.strip().strip("[]").lower().rstrip(".")
+        self.host = normalize_host(self.host)
         super().save(*args, **kwargs)
+
+
+def normalize_host(host: str) -> str:
+    return host.strip().strip("[]").lower().rstrip(".")
+
+
+def allowlist_entry(kind: str, host: str, port: int) -> AllowedHost | None:
+    """The entry that lets sources of `kind` reach host:port: one naming that port, else one for every port."""
+    entries = AllowedHost.objects.filter(source_kind=kind, host=normalize_host(host)).filter(
+        models.Q(port=port) | models.Q(port__isnull=True)
+    )
+    return entries.order_by(models.F("port").asc(nulls_last=True)).first()

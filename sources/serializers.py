@@ -63,5 +63,5 @@ class SourceFilterSerializer(serializers.Serializer):
 class AllowedHostSerializer(serializers.ModelSerializer):
     class Meta:
         model = AllowedHost
-        fields = ["id", "host", "allow_private_addresses", "note", "created_at"]
+        fields = ["id", "source_kind", "host", "port", "allow_private_addresses", "note", "created_at"]
         read_only_fields = ["created_at"]

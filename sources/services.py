@@ -26,8 +26,9 @@ from knowledge.services import document_create, document_update_metadata, docume
 
 from . import crypto, rendering
 from .fetch_http import fetch_json
+from .dsn_guard import RefusedDSN, vet_dsn
 from .fetch_sql import FetchError, fetch_rows
-from .models import AllowedHost, Source, SourceKind, SourceRecord, SourceSync, SyncStatus, SyncTrigger
+from .models import AllowedHost, Source, SourceKind, SourceRecord, SourceSync, SyncStatus, SyncTrigger, normalize_host
 from .policy import allowed_host_policy, source_policy
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ def _require(allowed: bool) -> None:
         raise PermissionDenied
 
 
+def _set_secret(source: Source, name: str, value: str) -> None:
+    try:
+        setattr(source, name, value)
+    except crypto.CredentialsKeyMissing as exc:
+        raise ValidationError({name: [str(exc)]}) from None
+
+
 def _validate(source: Source) -> None:
     errors: dict[str, list[str]] = {}
     for name in ("title_template", "body_template"):
@@ -58,6 +66,13 @@ def _validate(source: Source) -> None:
     if source.kind == SourceKind.SQL:
         if not source.dsn_encrypted:
             errors.setdefault("dsn", []).append(_("A connection string is required."))
+        else:
+            try:
+                vet_dsn(source.dsn)  # refused places are refused at save time, not only at sync
+            except RefusedDSN as exc:
+                errors.setdefault("dsn", []).append(str(exc))
+            except FetchError:
+                pass  # a host that does not resolve now is checked again at every sync
         if not source.query.strip():
             errors.setdefault("query", []).append(_("A query is required."))
     elif source.kind == SourceKind.HTTP and not source.url:
@@ -86,7 +101,7 @@ def source_create(
             setattr(source, name, fields[name])
     for name in SECRET_FIELDS:
         if fields.get(name):
-            setattr(source, name, fields[name])
+            _set_secret(source, name, fields[name])
     _validate(source)
     _schedule_next(source)
     source.save()
@@ -114,7 +129,7 @@ def source_update(*, actor: Any, source: Source, ip: str | None = None, **fields
             changed.append(name)
     for name in SECRET_FIELDS:
         if fields.get(name):
-            setattr(locked, name, fields[name])
+            _set_secret(locked, name, fields[name])
             changed.append(name)  # the name only: the value never goes into the audit log
     if fields.get("clear_auth_header") and locked.auth_header_encrypted:
         locked.auth_header_encrypted = ""
@@ -193,7 +208,11 @@ def _fetch_records(source: Source) -> list[dict[str, Any]]:
             headers[source.auth_header_name or "Authorization"] = source.auth_header_value
         data = fetch_json(source.url, headers=headers, timeout_s=source.timeout_seconds)
     except crypto.CredentialsUnreadable:
-        raise FetchError(_("The stored credentials cannot be decrypted (the key changed): enter them again.")) from None
+        raise FetchError(
+            _("The stored credentials cannot be decrypted with the configured SOURCE_CREDENTIALS_KEYS: enter them again.")
+        ) from None
+    except crypto.CredentialsKeyMissing as exc:
+        raise FetchError(str(exc)) from None
     try:
         records = rendering.lookup(data, source.records_path) if source.records_path else data
     except KeyError:
@@ -358,14 +377,22 @@ def source_sync(*, source_id: int, actor: Any = None) -> SourceSync:
 
 @transaction.atomic
 def allowed_host_create(
-    *, actor: Any, host: str, allow_private_addresses: bool = False, note: str = "", ip: str | None = None
+    *, actor: Any, host: str, allow_private_addresses: bool = False, note: str = "", ip: str | None = None,
+    source_kind: str = SourceKind.HTTP, port: int | None = None,
 ) -> AllowedHost:
     _require(allowed_host_policy.user_has_permission(actor, "add"))
-    entry = AllowedHost(host=host, allow_private_addresses=allow_private_addresses, note=note, created_by=actor)
-    entry.host = entry.host.strip().strip("[]").lower().rstrip(".")
+    entry = AllowedHost(
+        source_kind=source_kind, host=normalize_host(host), port=port,
+        allow_private_addresses=allow_private_addresses, note=note, created_by=actor,
+    )
+    if ":" in entry.host and not _is_ip_literal(entry.host):
+        raise ValidationError({"host": _("Give the port in its own field, not after the host.")})
     entry.full_clean(exclude=["created_by"])
     entry.save()
-    audit_log(actor=actor, action=AuditAction.CREATE, obj=entry, ip=ip, allow_private_addresses=allow_private_addresses)
+    audit_log(
+        actor=actor, action=AuditAction.CREATE, obj=entry, ip=ip, allow_private_addresses=allow_private_addresses,
+        source_kind=source_kind, port=port,
+    )
     return entry
 
 
@@ -374,3 +401,13 @@ def allowed_host_delete(*, actor: Any, entry: AllowedHost, ip: str | None = None
     _require(allowed_host_policy.user_has_permission_for_instance(actor, "delete", entry))
     audit_log(actor=actor, action="delete", obj=entry, ip=ip)
     entry.delete()
+
+
+def _is_ip_literal(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

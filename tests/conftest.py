@@ -1,6 +1,11 @@
+import os
+
 import pytest
 from django.test import Client
 
+# Source credentials are encrypted with keys of their own (sources.crypto); worker processes the
+# tests start inherit this. A fixed test key, never used outside the test suite.
+os.environ.setdefault("SOURCE_CREDENTIALS_KEYS", "wpdA3ssr_CR74m2BmCdEysvSIobZdBqcTn7gFWx3RGA=")
 from accounts.models import Role
 from tests.factories import PASSWORD, DepartmentFactory, UserFactory, member
 

@@ -99,4 +99,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Sources and their allowlist entries share one kind enum.
+    "ENUM_NAME_OVERRIDES": {"SourceKindEnum": "sources.models.SourceKind"},
 }

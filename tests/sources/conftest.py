@@ -1,6 +1,6 @@
-"""Fixtures for the source tests: a schema of rows in the real PostgreSQL test database, written
-through a second connection that commits (the sync reads through its own connection), and a
-real HTTP server on 127.0.0.1 in a thread."""
+"""Fixtures for the source tests: a second, real PostgreSQL server on 127.0.0.1 (another company
+database, allowlisted host:port) holding a schema of rows, and a real HTTP server on 127.0.0.1
+in a thread. The product's own database is never a source's target (tests/sources/test_dsn_guard.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ from django.db import connection
 from psycopg.conninfo import make_conninfo
 
 from accounts.models import Role
+from sources.models import AllowedHost, SourceKind
 from tests.factories import KnowledgeBaseFactory, member
+from tests.second_postgres import SecondServer
 
 
 def database_dsn() -> str:
+    """The product's own test database as a DSN (a place sources must never reach)."""
     s = connection.settings_dict
     # The embedded server is reached through a Unix socket: its directory is in OPTIONS["host"].
-    params = {**s.get("OPTIONS", {}), "dbname": s["NAME"], "user": s.get("USER") or None,
+    options = {k: v for k, v in s.get("OPTIONS", {}).items() if k != "options"}
+    params = {**options, "dbname": s["NAME"], "user": s.get("USER") or None,
               "password": s.get("PASSWORD") or None}
     if s.get("HOST"):
         params["host"] = s["HOST"]
@@ -30,30 +34,50 @@ def database_dsn() -> str:
     return make_conninfo(**{k: v for k, v in params.items() if v})
 
 
+@pytest.fixture(scope="session")
+def second_server():
+    server = SecondServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 class RowTable:
-    def __init__(self, dsn: str):
-        self.dsn = dsn
+    """A schema of rows in the second server's `warehouse` database, readable by `source_reader`."""
+
+    def __init__(self, server: SecondServer):
+        self.server = server
         self.schema = f"src_{uuid.uuid4().hex[:10]}"
         self.table = f"{self.schema}.items"
+        self.source_dsn = server.dsn()
 
     def execute(self, sql: str, params=None) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        with self.server.connect() as conn:
             conn.execute(sql, params)
 
     def count(self) -> int:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        with self.server.connect() as conn:
             return conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
 
 
+def allow_second_server(server: SecondServer, **fields) -> AllowedHost:
+    return AllowedHost.objects.create(
+        source_kind=SourceKind.SQL, host=server.host, port=server.port, allow_private_addresses=True, **fields
+    )
+
+
 @pytest.fixture
-def rows(db):
-    table = RowTable(database_dsn())
+def rows(db, second_server):
+    table = RowTable(second_server)
     table.execute(f"CREATE SCHEMA {table.schema}")
     table.execute(f"CREATE TABLE {table.table} (id int PRIMARY KEY, title text, body text, amount numeric)")
     table.execute(
         f"INSERT INTO {table.table} VALUES (1, 'Loan policy', 'Loans need **two** signatures.', 100.50),"
         " (2, 'Card policy', 'Cards expire after 3 years.', 20), (3, 'Fees', 'Fees are listed monthly.', 0)"
     )
+    table.execute(f"GRANT USAGE ON SCHEMA {table.schema} TO source_reader, file_reader, nested_file_reader, writer_prog")
+    table.execute(f"GRANT SELECT, INSERT ON {table.table} TO source_reader, file_reader, nested_file_reader, writer_prog")
+    allow_second_server(second_server)
     yield table
     table.execute(f"DROP SCHEMA {table.schema} CASCADE")
 

@@ -35,7 +35,7 @@ def test_loopback_is_refused_unless_the_host_is_allowlisted(kb, manager, http_se
 
     sync = source_sync(source_id=source.pk)
     assert sync.status == SyncStatus.FAILED
-    assert sync.error == "The host “127.0.0.1” is not on the allowlist of HTTP sources."
+    assert sync.error == f"The host “127.0.0.1” (port {http_server.port}) is not on the allowlist of HTTP sources."
 
     entry = allow(private=False)
     sync = source_sync(source_id=source.pk)
@@ -85,7 +85,7 @@ def test_a_redirect_to_a_host_off_the_allowlist_is_refused(kb, manager, http_ser
     http_server.json("/elsewhere", RECORDS)
     sync = source_sync(source_id=http_source(kb, manager, http_server).pk)
     assert sync.status == SyncStatus.FAILED
-    assert sync.error == "The host “localhost” is not on the allowlist of HTTP sources."
+    assert sync.error == f"The host “localhost” (port {http_server.port}) is not on the allowlist of HTTP sources."
     assert [r["path"] for r in http_server.requests] == ["/records"]
 
 

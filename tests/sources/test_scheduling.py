@@ -9,11 +9,10 @@ from sources.models import Source, SourceKind, SourceSync, SyncStatus, SyncTrigg
 from sources.services import source_create, sources_queue_due
 from sources.tasks import source_sync_task, sync_due_sources
 from tests.conftest import login
-from tests.sources.conftest import database_dsn
 
 
 def scheduled(kb, manager, rows, name="Nightly", **overrides):
-    fields = dict(name=name, dsn=database_dsn(), query=f"SELECT * FROM {rows.table}", key_field="id",
+    fields = dict(name=name, dsn=rows.source_dsn, query=f"SELECT * FROM {rows.table}", key_field="id",
                   title_template="{title}", body_template="{body}", schedule_minutes=60)
     fields.update(overrides)
     return source_create(actor=manager, knowledge_base=kb, kind=SourceKind.SQL, **fields)

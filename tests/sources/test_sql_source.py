@@ -6,13 +6,12 @@ from django.db import connection
 from knowledge.models import Document, DocumentVersion
 from sources.models import Source, SourceKind, SourceRecord, SyncStatus
 from sources.services import source_create, source_sync, source_update
-from tests.sources.conftest import database_dsn
 
 
 def sql_source(kb, manager, rows, **overrides):
     fields = {
         "name": "Policies table",
-        "dsn": database_dsn(),
+        "dsn": rows.source_dsn,
         "query": f"SELECT id, title, body, amount FROM {rows.table} ORDER BY id",
         "key_field": "id",
         "title_template": "{title}",
@@ -99,14 +98,14 @@ def test_a_bad_query_fails_with_the_database_message(kb, manager, rows):
 
 
 def test_the_dsn_is_encrypted_at_rest_and_never_shown(kb, manager, rows):
-    secret_dsn = "postgresql://reader:Sup3rSecretPw@db.internal.example:5432/warehouse"
+    secret_dsn = rows.source_dsn
     source = sql_source(kb, manager, rows, dsn=secret_dsn)
     with connection.cursor() as cursor:
         cursor.execute("SELECT row_to_json(s)::text FROM sources_source s WHERE id = %s", [source.pk])
         stored = cursor.fetchone()[0]
-    assert "Sup3rSecretPw" not in stored and "reader" not in stored
+    assert "Sup3rSecret" not in stored and "source_reader" not in stored
     assert Source.objects.get(pk=source.pk).dsn == secret_dsn
-    assert source.dsn_hint == "postgresql://•••@db.internal.example:5432/warehouse"
+    assert source.dsn_hint == f"postgresql://•••@127.0.0.1:{rows.server.port}/warehouse"
     # Saving the form without a new DSN keeps the stored one.
     source_update(actor=manager, source=source, name="Renamed", dsn="")
     assert Source.objects.get(pk=source.pk).dsn == secret_dsn
@@ -122,9 +121,10 @@ def test_sync_runs_as_the_creator_and_fails_when_they_lost_the_right(kb, manager
     assert "no longer manages" in sync.error
 
 
-def test_sqlite_source(kb, manager, tmp_path):
+def test_sqlite_source(kb, manager, tmp_path, settings):
     import sqlite3
 
+    settings.SOURCES_SQLITE_DIR = str(tmp_path)
     path = tmp_path / "faq.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT)")

@@ -7,7 +7,6 @@ from django.core.management import call_command
 from sources.models import AllowedHost, Source, SourceKind, SourceSync, SyncStatus
 from sources.services import source_create, source_sync_run
 from tests.conftest import login
-from tests.sources.conftest import database_dsn
 
 pytestmark = pytest.mark.urls("tests.sources.urls")
 
@@ -16,6 +15,8 @@ SECRET_DSN = "postgresql://reader:Sup3rSecretPw@db.internal.example/warehouse"
 
 @pytest.fixture
 def source(kb, manager):
+    # Allowlisted but not resolvable here: saving checks what it can, the sync checks the rest.
+    AllowedHost.objects.create(source_kind=SourceKind.SQL, host="db.internal.example", port=5432)
     return source_create(
         actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="Warehouse", dsn=SECRET_DSN,
         query="SELECT 1 AS id", key_field="id", title_template="Row {id}", body_template="Body {id}",
@@ -50,13 +51,13 @@ def test_everyone_else_gets_404(kb, source, people, who):
 def test_create_sql_source_through_the_page_and_sync_now(kb, manager, rows, django_capture_on_commit_callbacks):
     client = login(manager)
     response = client.post(f"/sources/knowledge-bases/{kb.pk}/new/sql/", {
-        "name": "Policies", "dsn": database_dsn(), "query": f"SELECT * FROM {rows.table}", "key_field": "id",
+        "name": "Policies", "dsn": rows.source_dsn, "query": f"SELECT * FROM {rows.table}", "key_field": "id",
         "title_template": "{title}", "body_template": "{body}", "enabled": "on", "schedule_minutes": "60",
         "timeout_seconds": "30", "max_records": "1000",
     })
     assert response.status_code == 302, response.content.decode()[:3000]
     source = Source.objects.get(name="Policies")
-    assert source.next_sync_at is not None and source.dsn == database_dsn()
+    assert source.next_sync_at is not None and source.dsn == rows.source_dsn
 
     with django_capture_on_commit_callbacks() as callbacks:
         assert client.post(f"/sources/{source.pk}/sync/").status_code == 302
@@ -75,7 +76,7 @@ def test_create_sql_source_through_the_page_and_sync_now(kb, manager, rows, djan
     })
     assert response.status_code == 302, response.content.decode()[:3000]
     source.refresh_from_db()
-    assert source.dsn == database_dsn() and source.schedule_minutes is None and not source.enabled
+    assert source.dsn == rows.source_dsn and source.schedule_minutes is None and not source.enabled
 
 
 def test_a_bad_template_shows_a_form_error(kb, manager):
@@ -118,13 +119,23 @@ def test_allowlist_is_for_company_admins(people):
     assert login(people["credit_admin"]).get("/sources/allowed-hosts/").status_code == 404
     assert login(people["credit_manager"]).get("/api/source-allowed-hosts/").json()["results"] == []
     client = login(people["superuser"])
-    response = client.post("/sources/allowed-hosts/", {"host": "API.Example.com.", "note": "CRM"})
+    response = client.post("/sources/allowed-hosts/", {"source_kind": "http", "host": "API.Example.com.", "note": "CRM"})
     assert response.status_code == 302
     entry = AllowedHost.objects.get()
-    assert entry.host == "api.example.com" and not entry.allow_private_addresses
+    assert entry.host == "api.example.com" and not entry.allow_private_addresses and entry.port is None
     assert "api.example.com" in client.get("/sources/allowed-hosts/").content.decode()
+    # A SQL database server with its port; the same entry twice is refused with a message.
+    data = {"source_kind": "sql", "host": "warehouse.example.com", "port": "5433"}
+    assert client.post("/sources/allowed-hosts/", data).status_code == 302
+    again = client.post("/sources/allowed-hosts/", data)
+    assert again.status_code == 400 and "already on the allowlist" in again.content.decode()
+    sql_entry = AllowedHost.objects.get(source_kind="sql")
+    assert (sql_entry.host, sql_entry.port) == ("warehouse.example.com", 5433)
+    api = client.post("/api/source-allowed-hosts/", {"source_kind": "sql", "host": "db2.example.com", "port": 5432},
+                      content_type="application/json")
+    assert api.status_code == 201 and api.json()["port"] == 5432
     assert client.post(f"/sources/allowed-hosts/{entry.pk}/delete/").status_code == 302
-    assert not AllowedHost.objects.exists()
+    assert not AllowedHost.objects.filter(source_kind="http").exists()
 
 
 def test_openapi_schema_has_the_sources_without_warnings(db, tmp_path):
