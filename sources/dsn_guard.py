@@ -229,6 +229,8 @@ def _vet_postgresql(dsn: str) -> Target:
     if any("=" in params.get(k, "") or "://" in params.get(k, "") for k in ("dbname", "user")):
         raise RefusedDSN(_("The database and user names cannot hold a connection string."))
     host = params.pop("host", "")
+    if "," in host:
+        raise RefusedDSN(_("A source connects to one host; lists of hosts are not allowed."))
     raw_port = params.pop("port", "") or "5432"
     if "," in raw_port or not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
         raise RefusedDSN(_("The port must be one number between 1 and 65535."))
