@@ -120,3 +120,68 @@ def test_the_auth_header_is_encrypted_at_rest(kb, manager, http_server):
         assert "t0ken-value" not in cursor.fetchone()[0]
     source.refresh_from_db()
     assert source.auth_header_value == "Bearer t0ken-value"
+
+
+def test_the_auth_header_is_not_resent_when_a_redirect_changes_the_port(kb, manager, http_server):
+    other = type(http_server)()
+    other.thread.start()
+    try:
+        AllowedHost.objects.create(host="127.0.0.1", allow_private_addresses=True)  # every port
+        other.json("/elsewhere", RECORDS)
+        http_server.routes["/records"] = (302, {"Location": other.url("/elsewhere")}, b"")
+        sync = source_sync(source_id=http_source(kb, manager, http_server).pk)
+        assert sync.created == 2
+        assert "Authorization" in http_server.requests[0]["headers"]
+        assert "Authorization" not in other.requests[0]["headers"]
+        # A redirect back to the same scheme, host and port keeps it.
+        http_server.routes["/records"] = (302, {"Location": http_server.url("/same")}, b"")
+        http_server.json("/same", RECORDS)
+        source_sync(source_id=http_source(kb, manager, http_server, name="Same origin").pk)
+        assert http_server.requests[-1]["path"] == "/same" and "Authorization" in http_server.requests[-1]["headers"]
+    finally:
+        other.httpd.shutdown()
+        other.httpd.server_close()
+
+
+def test_an_allowlist_entry_with_a_port_allows_only_that_port(kb, manager, http_server):
+    AllowedHost.objects.create(host="127.0.0.1", port=http_server.port + 1, allow_private_addresses=True)
+    http_server.json("/records", RECORDS)
+    source = http_source(kb, manager, http_server)
+    assert "is not on the allowlist" in source_sync(source_id=source.pk).error
+    AllowedHost.objects.create(host="127.0.0.1", port=http_server.port, allow_private_addresses=True)
+    assert source_sync(source_id=source.pk).created == 2
+
+
+def test_a_deeply_nested_answer_fails_cleanly(kb, manager, http_server):
+    allow()
+    http_server.routes["/records"] = (200, {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000)
+    sync = source_sync(source_id=http_source(kb, manager, http_server).pk)
+    assert (sync.status, sync.error) == (SyncStatus.FAILED, "The answer is nested too deeply.")
+
+
+import ipaddress  # noqa: E402
+
+import pytest  # noqa: E402
+
+from sources.fetch_http import _is_private  # noqa: E402
+
+
+@pytest.mark.parametrize("address", [
+    "2002:7f00:1::1",         # 6to4 of 127.0.0.1
+    "2002:a00:1::1",          # 6to4 of 10.0.0.1
+    "2002:808:808::1",        # 6to4 even of a public IPv4: the relay is outside our control
+    "fec0::1",                # site-local
+    "64:ff9b::7f00:1",        # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",     # NAT64 of 169.254.169.254 (cloud metadata)
+    "64:ff9b:1::a00:1",       # local-use NAT64
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::1", "fc00::1", "fe80::1", "127.0.0.1", "10.1.2.3", "169.254.169.254",
+    "100.64.0.1", "0.0.0.0",
+])
+def test_addresses_that_reach_inside_are_private(address):
+    assert _is_private(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_public(address):
+    assert not _is_private(ipaddress.ip_address(address))
