@@ -1,6 +1,7 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import DefaultRouter
+from rest_framework.settings import api_settings
 
 from . import api
 
@@ -11,6 +12,7 @@ router.register("users", api.UserViewSet, basename="user")
 
 urlpatterns = [
     path("me/", api.MeView.as_view(), name="api-me"),
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    # DRF's view pins its own parsers; this one takes the project's (depth- and size-limited JSON).
+    path("auth/token/", ObtainAuthToken.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES), name="api-token"),
     path("", include(router.urls)),
 ]

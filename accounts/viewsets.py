@@ -7,8 +7,10 @@ routing mixin), so no endpoint can forget the permission filter.
 
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
 from rest_framework import viewsets
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied
+from rest_framework.permissions import SAFE_METHODS
 
 from .policy import PermissionPolicy
 
@@ -26,6 +28,8 @@ class PolicyViewSetMixin:
     policy: ClassVar[PermissionPolicy]
     # Extra @action endpoints map to a policy action here, e.g. {"approve": "review"}.
     policy_actions: ClassVar[dict[str, str]] = {}
+    # Actions that take no body (archive, sync, ...): a body must then be empty or {}.
+    actions_without_body: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -33,6 +37,18 @@ class PolicyViewSetMixin:
             raise TypeError(f"{cls.__name__} must not override get_queryset: the permission policy provides it.")
         if cls.__dict__.get("queryset") is not None:
             raise TypeError(f"{cls.__name__} must not set queryset: the permission policy provides it.")
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method in SAFE_METHODS:
+            return
+        # Parse now, before the handler changes anything: a malformed body is a 400 on every
+        # endpoint, also on those that ignore their body.
+        data = request.data
+        if (self.action in self.actions_without_body or self.action == "destroy") and data not in ({}, None, ""):
+            if hasattr(data, "dict") and not data.dict():
+                return
+            raise ParseError(_("This action takes no body (or an empty JSON object)."))
 
     def policy_action(self) -> str:
         action = getattr(self, "action", None) or "list"

@@ -121,6 +121,7 @@ class DocumentViewSet(PolicyModelViewSet):
     policy = document_policy
     serializer_class = DocumentSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
+    actions_without_body = frozenset({"submit", "archive"})
     policy_actions = {
         "versions_create": "change",
         "submit": "submit",

@@ -42,6 +42,7 @@ class SourceViewSet(PolicyModelViewSet):
     serializer_class = SourceSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     policy_actions = {"sync": "sync", "syncs": "view"}
+    actions_without_body = frozenset({"sync"})
 
     def refine_queryset(self, queryset):
         queryset = queryset.select_related("knowledge_base", "created_by", "last_sync__requested_by").order_by("name", "id")

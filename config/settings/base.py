@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from config.env import BASE_DIR, env_bool, env_list, persistent_secret_key
+from config.env import BASE_DIR, env_bool, env_int, env_list, persistent_secret_key
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = persistent_secret_key()
@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.DatabaseTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -86,7 +87,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # A depth and size limit: a deeply nested body is a 400, never a RecursionError (core.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 10 * 1024 * 1024)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "DeepSeek Knowledge & Fine-tuning Console API",
