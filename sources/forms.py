@@ -27,7 +27,10 @@ class SourceForm(forms.ModelForm):
                 help_text=(
                     _("Stored encrypted. Now: %(hint)s. Leave empty to keep it.") % {"hint": self.instance.dsn_hint}
                     if editing
-                    else _("postgresql://user:password@host:5432/db, sqlite:////path/file.db or mysql://…; stored encrypted.")
+                    else _(
+                        "postgresql://user:password@host:5432/db or mysql://… on a server of the allowlist, or "
+                        "sqlite:////path/file.db under the directory the administrator set; stored encrypted."
+                    )
                 ),
             )
         else:
