@@ -71,3 +71,10 @@ def test_a_lost_password_file_is_replaced_and_the_data_kept(var_dir):
     with psycopg.connect(fresh.ensure(), autocommit=True) as conn:
         assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
     assert set(hba_methods(fresh)) == {"scram-sha-256"}
+
+
+def test_client_binaries_reach_the_product_database_with_its_password(db):
+    from config.pgserver import run_binary
+
+    assert run_binary("psql", "-tA", "-c", "SELECT 42").strip() == "42"
+    assert "CREATE TABLE public.django_migrations" in run_binary("pg_dump", "--schema-only", "-t", "django_migrations")
