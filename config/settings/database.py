@@ -23,16 +23,23 @@ if test_name := env_str("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": test_name}
 
 
+WEB_SERVERS = {"gunicorn", "uwsgi", "daphne", "uvicorn", "hypercorn"}
+
+
 def database_process_kind(argv: list[str] | None = None) -> str:
-    """"worker" for Celery, "command" for management commands other than the web server, else
-    "web" (runserver, gunicorn/uwsgi through config.wsgi, the test suite)."""
+    """"web" for the web server (runserver; any WSGI/ASGI server through config.wsgi/asgi, which
+    set DATABASE_PROCESS_KIND) and the test suite, which exercises the request path; "worker" for
+    Celery; "command" for management commands and scripts (migrate, benches)."""
     argv = sys.argv if argv is None else argv
     program = Path(argv[0]).as_posix() if argv else ""
+    name = Path(program).name
     if "celery" in program:  # `celery ...` and `python -m celery ...`
         return "worker"
-    if Path(program).name in ("manage.py", "django-admin") and len(argv) > 1 and argv[1] != "runserver":
-        return "command"
-    return "web"
+    if name in ("manage.py", "django-admin"):
+        return "web" if len(argv) > 1 and argv[1] == "runserver" else "command"
+    if name in WEB_SERVERS or "pytest" in program:
+        return "web"
+    return "command"
 
 
 def statement_limits(kind: str) -> tuple[int, int]:

@@ -172,6 +172,8 @@ def test_background_work_and_commands_get_their_own_limits(monkeypatch):
     assert database_process_kind(["manage.py", "migrate"]) == "command"
     assert database_process_kind(["manage.py", "runserver"]) == "web"
     assert database_process_kind(["/usr/bin/gunicorn", "config.wsgi"]) == "web"
+    assert database_process_kind(["/x/pytest/__main__.py", "-q"]) == "web"
+    assert database_process_kind(["bench/ingest.py"]) == "command"
     monkeypatch.setenv("DB_WORKER_LOCK_TIMEOUT_MS", "600000")
     assert statement_limits("worker") == (0, 600000)
     assert statement_limits("web") == (30000, 5000)
