@@ -143,12 +143,6 @@ class DocumentViewSet(PolicyModelViewSet):
             order=data["ordering"],
         )
 
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if getattr(self.request, "user", None) is not None and self.request.user.is_authenticated:
-            context["privileged_department_ids"] = selectors.privileged_department_ids(user=self.request.user)
-        return context
-
     def _document_data(self, document) -> dict:
         return DocumentSerializer(selectors.document_get(user=self.request.user, pk=document.pk),
                                   context=self.get_serializer_context()).data

@@ -6,14 +6,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.policy import Capability, is_active_user, user_has_capability
 from core.models import AuditEntry
 
-from .models import Document, DocumentState, DocumentVersion, KnowledgeBase, Review, ReviewState
-from .policy import audit_entry_policy, document_policy, knowledge_base_policy, review_policy, version_policy
+from .models import Chunk, Document, DocumentState, DocumentVersion, KnowledgeBase, Review, ReviewState
+from .policy import (
+    audit_entry_policy,
+    chunk_policy,
+    document_policy,
+    knowledge_base_policy,
+    review_policy,
+    version_policy,
+)
 
 DOCUMENT_ORDERS = {
     "title": ("title", "id"),
@@ -39,10 +45,6 @@ def knowledge_base_list(*, user: Any) -> QuerySet[KnowledgeBase]:
 
 def knowledge_base_get(*, user: Any, pk: Any) -> KnowledgeBase:
     return knowledge_base_policy.instance_for_user(user, "view", pk)
-
-
-def knowledge_base_editable_list(*, user: Any) -> QuerySet[KnowledgeBase]:
-    return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department")
 
 
 def document_list(
@@ -109,7 +111,7 @@ def document_get(*, user: Any, pk: Any) -> Document:
 
 
 def version_list(*, user: Any, document: Document) -> QuerySet[DocumentVersion]:
-    """The versions of `document` that `user` may read, newest first (readers: the live one only)."""
+    """The versions of `document` that `user` may read, newest first (readers: every published one)."""
     return (
         version_policy.instances_user_has_permission_for(user, "view")
         .filter(document=document)
@@ -199,15 +201,6 @@ def filter_audit(entries: QuerySet[AuditEntry], **filters: Any) -> QuerySet[Audi
     ).select_related("actor", "department", "content_type", "version").defer("version__content")
 
 
-def privileged_department_ids(*, user: Any) -> set[int]:
-    """Departments where `user` edits or reviews knowledge (sees drafts and whole histories)."""
-    from accounts.policy import departments_for
-
-    return set(
-        departments_for(user, Capability.MANAGE_KNOWLEDGE).values_list("pk", flat=True)
-    ) | set(departments_for(user, Capability.REVIEW_KNOWLEDGE).values_list("pk", flat=True))
-
-
 def audit_list(
     *,
     user: Any,
@@ -258,24 +251,30 @@ def compliance_version_list(
     )
 
 
-def can_edit(*, user: Any, document: Document) -> bool:
-    return (
-        is_active_user(user)
-        and document.state != DocumentState.ARCHIVED
-        and user_has_capability(user, Capability.MANAGE_KNOWLEDGE, document.knowledge_base.department_id)
-    )
-
-
-def can_review(*, user: Any, document: Document) -> bool:
-    return is_active_user(user) and user_has_capability(
-        user, Capability.REVIEW_KNOWLEDGE, document.knowledge_base.department_id
-    )
-
-
 def open_review_for(*, user: Any, document: Document) -> Review | None:
     return review_list(user=user, document=document, state=ReviewState.OPEN).first()
 
 
-def visible_version_filter(*, user: Any) -> Q:
-    """The read rule as a Q on any model with a `version` FK (chunks, citations): an SQL filter."""
-    return Q(version__in=version_policy.instances_user_has_permission_for(user, "view"))
+def chunk_get(*, user: Any, pk: Any) -> Chunk:
+    """One chunk (a chat citation, a search hit) with its version and document, if `user` may
+    open its version: an old published version's chunk opens, a draft's is a 404 to readers."""
+    try:
+        return (
+            chunk_policy.instances_user_has_permission_for(user, "view")
+            .select_related("version", "document", "knowledge_base")
+            .get(pk=pk)
+        )
+    except (Chunk.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def my_review_list(*, user: Any, state: str = "") -> QuerySet[Review]:
+    """Reviews that `user` asked for, newest first: a knowledge manager follows their submissions."""
+    reviews = review_policy.instances_user_has_permission_for(user, "view").filter(requested_by_id=user.pk)
+    if state:
+        reviews = reviews.filter(state=state)
+    return (
+        reviews.select_related("document", "document__knowledge_base", "version", "decided_by")
+        .defer("version__content")
+        .order_by("-created_at", "-id")
+    )

@@ -20,7 +20,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Department
-from accounts.policy import Capability, departments_for
 from accounts.selectors import navigation_for
 from core.audit import client_ip
 
@@ -37,7 +36,7 @@ from .forms import (
     ReviewDecisionForm,
 )
 from .models import DocumentState
-from .policy import knowledge_base_policy, review_policy
+from .policy import audit_entry_policy, knowledge_base_policy, request_knowledge_access, review_policy
 from .pipeline import version_text
 from .rendering import render_markdown
 
@@ -67,7 +66,7 @@ def _require_knowledge_nav(request) -> None:
 
 def _index_context(request, form=None):
     user = request.user
-    editable = departments_for(user, Capability.MANAGE_KNOWLEDGE)
+    editable = knowledge_base_policy.departments_user_may_add_in(user)
     can_add = knowledge_base_policy.user_has_permission(user, "add")
     return {
         "knowledge_bases": selectors.knowledge_base_list(user=user),
@@ -75,6 +74,7 @@ def _index_context(request, form=None):
         "form": form
         or (KnowledgeBaseForm(departments=editable, all_departments=Department.objects.all()) if can_add else None),
         "can_review_anywhere": navigation_for(user=user).compliance,
+        "can_follow_reviews": review_policy.user_has_permission(user, "view"),
     }
 
 
@@ -85,7 +85,7 @@ def index(request):
 
 @require_POST
 def knowledge_base_create(request):
-    editable = departments_for(request.user, Capability.MANAGE_KNOWLEDGE)
+    editable = knowledge_base_policy.departments_user_may_add_in(request.user)
     if not editable.exists():
         raise PermissionDenied
     form = KnowledgeBaseForm(request.POST, departments=editable, all_departments=Department.objects.all())
@@ -165,23 +165,23 @@ def document_create(request, kb_pk):
 
 
 def _lock_context(request, document):
-    lock = getattr(document, "edit_lock", None)
+    access = request_knowledge_access(request)
+    lock = access.edit_lock(document)  # None for readers: who edits is not theirs to know
     return {
         "lock": lock,
         "lock_is_mine": lock is not None and lock.owner_id == request.user.pk,
-        "can_break_lock": lock is not None
-        and lock.owner_id != request.user.pk
-        and services.can_break_edit_lock(user=request.user, document=document),
+        "can_break_lock": lock is not None and lock.owner_id != request.user.pk and access.may_break_lock(document),
     }
 
 
 def _document_context(request, document, **extra):
-    user = request.user
+    access = request_knowledge_access(request)
     context = {
         "document": document,
         "knowledge_base": document.knowledge_base,
-        "can_edit": selectors.can_edit(user=user, document=document),
-        "can_review": selectors.can_review(user=user, document=document),
+        "can_edit": access.may_edit(document),
+        "can_review": access.may_review(document),
+        "sees_drafts": access.sees_drafts(document),
         "states": DocumentState,
         **_lock_context(request, document),
     }
@@ -193,13 +193,12 @@ def document_detail(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
     context = _document_context(request, document)
     live = document.live_version
-    shown = live
-    if context["can_edit"] or context["can_review"]:
-        shown = live if live is not None and live.pk == document.latest_version_id else document.latest_version
+    # Readers are shown the live version, editors and reviewers the latest one.
+    shown = request_knowledge_access(request).latest_version(document)
     if shown is None:
         raise Http404
     open_review = None
-    if context["can_edit"] or context["can_review"]:
+    if context["sees_drafts"]:
         open_review = selectors.open_review_for(user=request.user, document=document)
     context.update(
         shown=shown,
@@ -240,7 +239,7 @@ def _editor_context(request, document, form, **extra):
 def document_edit(request, pk):
     """The Markdown editor. Opening it takes the edit lock; saving sends the version it started from."""
     document = selectors.document_get(user=request.user, pk=pk)
-    if not selectors.can_edit(user=request.user, document=document):
+    if not request_knowledge_access(request).may_edit(document):
         raise PermissionDenied
     if request.method == "POST":
         return _document_save(request, document)
@@ -431,9 +430,7 @@ def history(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
     versions = list(selectors.version_list(user=request.user, document=document))
     reviews_by_version: dict[int, list] = {}
-    if selectors.can_edit(user=request.user, document=document) or selectors.can_review(
-        user=request.user, document=document
-    ):
+    if request_knowledge_access(request).sees_drafts(document):
         for review in selectors.review_list(user=request.user, document=document).order_by("created_at", "id"):
             reviews_by_version.setdefault(review.version_id, []).append(review)
     for version in versions:
@@ -490,7 +487,7 @@ def diff(request, pk):
     }
     rendered = render_inline_html(result) if view == "inline" else render_side_by_side_html(result, **labels)
     open_review = None
-    if selectors.can_review(user=request.user, document=document):
+    if request_knowledge_access(request).may_review(document):
         open_review = selectors.review_inbox(user=request.user).filter(document=document).first()
     context = _document_context(
         request,
@@ -574,7 +571,7 @@ def review_decide(request, pk, decision):
 
 
 def _compliance_filters(request):
-    reviewed = departments_for(request.user, Capability.REVIEW_KNOWLEDGE)
+    reviewed = audit_entry_policy.compliance_departments(request.user)
     if not reviewed.exists():
         raise Http404  # audit rows are for reviewers: to everyone else they do not exist
     form = ComplianceFilterForm(request.GET or None, departments=reviewed)
