@@ -130,12 +130,13 @@ class DocumentViewSet(PolicyModelViewSet):
 
     def refine_queryset(self, queryset):
         if self.action != "list":
-            return selectors.filter_documents(queryset)
+            return selectors.filter_documents(queryset, user=self.request.user)
         filters = DocumentFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
         return selectors.filter_documents(
             queryset,
+            user=self.request.user,
             knowledge_base=data.get("knowledge_base"),
             q=data["q"],
             tag=data["tag"],

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 
 from accounts.policy import (
     Capability,
@@ -144,6 +144,22 @@ class DocumentPolicy(PermissionPolicy[Document]):
                 | Q(knowledge_base__department__in=_reviewable_departments(user))
             )
         return Document.objects.filter(knowledge_base__department__in=_editable_departments(user))
+
+
+    def with_visible_state(self, queryset: QuerySet[Document], user: Any) -> QuerySet[Document]:
+        """Annotate `visible_state`: the state as `user` may know it (readers: "published"), so
+        that filtering and sorting by state tell a reader nothing about drafts."""
+        privileged = Q(knowledge_base__department__in=_editable_departments(user)) | Q(
+            knowledge_base__department__in=_reviewable_departments(user)
+        )
+        return queryset.annotate(
+            visible_state=Case(
+                When(privileged, then=F("state")),
+                When(Q(live_version__isnull=False) & ~Q(state=DocumentState.ARCHIVED), then=Value(DocumentState.PUBLISHED)),
+                default=Value(""),
+                output_field=CharField(),
+            )
+        )
 
 
 class DocumentVersionPolicy(PermissionPolicy[DocumentVersion]):

@@ -30,8 +30,9 @@ DOCUMENT_ORDERS = {
     "-created_at": ("-created_at", "-id"),
     "review_by": ("review_by", "id"),
     "-review_by": ("-review_by", "-id"),
-    "state": ("state", "-updated_at", "-id"),
-    "-state": ("-state", "-updated_at", "-id"),
+    # the state as the user may know it (readers: every document is "published")
+    "state": ("visible_state", "-updated_at", "-id"),
+    "-state": ("-visible_state", "-updated_at", "-id"),
 }
 
 
@@ -59,6 +60,7 @@ def document_list(
     """Documents for a list page: one query per page whatever its size (no per-row lookups)."""
     return filter_documents(
         document_policy.instances_user_has_permission_for(user, "view"),
+        user=user,
         knowledge_base=knowledge_base,
         q=q,
         tag=tag,
@@ -70,13 +72,16 @@ def document_list(
 def filter_documents(
     documents: QuerySet[Document],
     *,
+    user: Any,
     knowledge_base: KnowledgeBase | int | None = None,
     q: str = "",
     tag: str = "",
     state: str = "",
     order: str = "-updated_at",
 ) -> QuerySet[Document]:
-    """Narrow an already authorized queryset (the list page and the API share it)."""
+    """Narrow an already authorized queryset (the list page and the API share it). The state
+    filter and sort use the state as `user` may know it: a reader asking for drafts gets none."""
+    documents = document_policy.with_visible_state(documents, user)
     if knowledge_base is not None:
         documents = documents.filter(knowledge_base_id=getattr(knowledge_base, "pk", knowledge_base))
     if q and q.strip():
@@ -84,7 +89,7 @@ def filter_documents(
     if tag and tag.strip():
         documents = documents.filter(tags__contains=[tag.strip()])
     if state:
-        documents = documents.filter(state=state) if state in DocumentState.values else documents.none()
+        documents = documents.filter(visible_state=state) if state in DocumentState.values else documents.none()
     return (
         documents.select_related(
             "knowledge_base", "knowledge_base__department", "owner", "latest_version", "live_version",

@@ -147,3 +147,24 @@ def test_breaking_a_lock_is_asked_of_the_policy(kb, people, credit, hr):
     assert type(refused.value).__name__ == "PermissionDenied"
     services.edit_lock_break(actor=people["credit_admin"], document=doc)
     assert not hasattr(Document.objects.get(pk=doc.pk), "edit_lock")
+
+
+def test_filtering_or_sorting_by_state_tells_a_reader_nothing_about_drafts(with_draft, kb, people, credit):
+    other = published_document(kb, people["credit_manager"], people["credit_reviewer"], content="other")
+    reader = Client()
+    reader.force_login(member(credit, Role.EMPLOYEE, "reader"))
+    assert reader.get("/api/documents/", {"state": "draft"}).json()["results"] == []
+    assert {d["title"] for d in reader.get("/api/documents/", {"state": "published"}).json()["results"]} == {
+        with_draft.title, other.title
+    }
+    page = reader.get(f"/knowledge/bases/{kb.pk}/", {"state": "draft"}).content.decode()
+    assert f'data-document="{with_draft.pk}"' not in page
+    # sorted by state, readers get the same order as by date (all "published")
+    by_state = [d["id"] for d in reader.get("/api/documents/", {"ordering": "state"}).json()["results"]]
+    by_date = [d["id"] for d in reader.get("/api/documents/", {"ordering": "-updated_at"}).json()["results"]]
+    assert by_state == by_date
+    editor = Client()
+    editor.force_login(people["credit_manager"])
+    assert [d["title"] for d in editor.get("/api/documents/", {"state": "draft"}).json()["results"]] == [
+        with_draft.title
+    ]
