@@ -51,6 +51,11 @@ class KnowledgeBase(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def shared_with_others(self) -> list:
+        """The departments it is shared with, the owning one left out (it reads anyway)."""
+        return [d for d in self.shared_with.all() if d.pk != self.department_id]
+
 
 class DocumentState(models.TextChoices):
     # The state describes the latest version; a draft may still have an older live version.

@@ -40,6 +40,7 @@ def knowledge_base_list(*, user: Any) -> QuerySet[KnowledgeBase]:
     return (
         knowledge_base_policy.instances_user_has_permission_for(user, "view")
         .select_related("department")
+        .prefetch_related("shared_with")
         .order_by("name", "id")
     )
 

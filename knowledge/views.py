@@ -35,7 +35,7 @@ from .forms import (
     KnowledgeBaseForm,
     ReviewDecisionForm,
 )
-from .models import DocumentState
+from .models import DocumentState, ReviewState
 from .policy import audit_entry_policy, knowledge_base_policy, request_knowledge_access, review_policy
 from .pipeline import version_text
 from .rendering import render_markdown
@@ -45,6 +45,7 @@ from .rendering import render_markdown
 DIFF_CONTEXT_LINES = 3
 COMPLIANCE_PAGE_SIZE = 50
 PRINT_LIMIT = 5000  # a printable page beyond this is better served by the CSV export
+MY_REVIEWS_SHOWN = 100
 
 
 def _form_error(form, exc: ValidationError) -> None:
@@ -509,10 +510,31 @@ def diff(request, pk):
 # --- reviews ------------------------------------------------------------------------------------
 
 
+MY_REVIEW_STATES = (ReviewState.OPEN, ReviewState.CHANGES_REQUESTED, ReviewState.APPROVED)
+
+
 def review_inbox(request):
-    if not navigation_for(user=request.user).compliance:
+    """Reviewers: what waits for their decision. Editors: their own submissions, by outcome."""
+    user = request.user
+    if not review_policy.user_has_permission(user, "view"):
         raise PermissionDenied
-    return render(request, "knowledge/review_inbox.html", {"reviews": selectors.review_inbox(user=request.user)})
+    may_decide = review_policy.user_has_permission(user, "review")
+    mine = list(selectors.my_review_list(user=user).filter(state__in=MY_REVIEW_STATES)[:MY_REVIEWS_SHOWN])
+    my_groups = [
+        (state, label, [review for review in mine if review.state == state])
+        for state, label in (
+            (ReviewState.OPEN, _("In review")),
+            (ReviewState.CHANGES_REQUESTED, _("Changes requested")),
+            (ReviewState.APPROVED, _("Approved")),
+        )
+    ]
+    context = {
+        "may_decide": may_decide,
+        "reviews": selectors.review_inbox(user=user) if may_decide else [],
+        "my_groups": my_groups,
+        "has_mine": bool(mine),
+    }
+    return render(request, "knowledge/review_inbox.html", context)
 
 
 def _review_context(request, review, form=None):
