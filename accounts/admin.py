@@ -1,31 +1,102 @@
-from django.contrib import admin
+"""The Django admin lists and searches; it never writes around the policy or the audit log.
+
+Every protected model is read-only here (`ReadOnlyAdmin`): users, memberships and roles, groups
+and their permissions are changed on the People pages, through `accounts.services`, which audit.
+The one write left is deleting a department, and it goes through `department_delete` (policy
+checked, audited). API tokens are not listed at all: their keys are credentials.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from guardian.admin import GuardedModelAdmin
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from rest_framework.authtoken.models import TokenProxy
 
+from core.audit import client_ip
+
+from . import services
 from .models import Department, Membership, User
+from .policy import department_policy
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
-    autocomplete_fields = ["department"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MembershipInline(ReadOnlyInline):
+    model = Membership
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(ReadOnlyAdmin, BaseUserAdmin):
     inlines = [MembershipInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_superuser", "is_demo"]
     fieldsets = (*BaseUserAdmin.fieldsets, ("Demo", {"fields": ["is_demo"]}))
+    exclude = None
+    readonly_fields = ["password"]
 
 
 @admin.register(Department)
-class DepartmentAdmin(GuardedModelAdmin):
+class DepartmentAdmin(ReadOnlyAdmin):
     list_display = ["name", "name_zh", "code", "parent"]
     search_fields = ["name", "name_zh", "code"]
 
+    def has_delete_permission(self, request, obj=None):
+        if obj is None:
+            return department_policy.user_has_permission(request.user, "add")  # company admins
+        return department_policy.user_has_permission_for_instance(request.user, "delete", obj)
+
+    def get_deleted_objects(self, objs, request):
+        # Memberships go with the department inside the service (which audits them), although
+        # their own admin is read-only; protected objects (knowledge, audit rows) still refuse.
+        to_delete, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return to_delete, model_count, set(), protected
+
+    def delete_model(self, request, obj):
+        try:
+            services.department_delete(actor=request.user, department=obj, ip=client_ip(request))
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" too: one service call (and audit row) per department.
+        for department in queryset:
+            self.delete_model(request, department)
+
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdmin):
     list_display = ["user", "department", "role", "created_at"]
     list_filter = ["role", "department"]
-    autocomplete_fields = ["user", "department"]
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(ReadOnlyAdmin, BaseGroupAdmin):
+    pass
+
+
+admin.site.unregister(TokenProxy)

@@ -3,6 +3,8 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from knowledge.policy import knowledge_base_policy, review_policy
+
 from .models import Department, Membership, User
 from .policy import (
     Capability,
@@ -28,13 +30,15 @@ class Navigation:
 
 
 def navigation_for(*, user: Any) -> Navigation:
+    """What the top bar offers: each entry asks the policy that guards the page behind it."""
     if not is_active_user(user):
         return Navigation()
     return Navigation(
-        knowledge=user_has_capability_anywhere(user, Capability.VIEW_KNOWLEDGE),
+        # Any readable knowledge base, company-wide shared ones included (no membership needed).
+        knowledge=knowledge_base_policy.user_may_browse(user),
         chat=True,
         training=is_admin(user),
-        compliance=user_has_capability_anywhere(user, Capability.REVIEW_KNOWLEDGE),
+        compliance=review_policy.user_has_permission(user, "review"),
         admin=user_has_capability_anywhere(user, Capability.MANAGE_MEMBERS),
         django_admin=bool(user.is_superuser),
     )

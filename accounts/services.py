@@ -3,8 +3,11 @@ writes an audit entry."""
 
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
+from guardian.models import GroupObjectPermission, UserObjectPermission
 from rest_framework.authtoken.models import Token
 
 from core.audit import AuditAction, audit_log
@@ -39,6 +42,51 @@ def department_update(*, actor: Any, department: Department, ip: str | None = No
     department.save()
     audit_log(actor=actor, action=AuditAction.EDIT, obj=department, department=department, ip=ip, changed=changed)
     return department
+
+
+@transaction.atomic
+def department_delete(*, actor: Any, department: Department, ip: str | None = None) -> None:
+    """Delete a department with its memberships and guardian grants, audited as one company-level
+    row (the department row it would point at is gone). Refused while anything that must outlive
+    it refers to it: knowledge bases, sub-departments, or its audit history (append-only)."""
+    from core.models import AuditEntry
+
+    if not department_policy.user_has_permission_for_instance(actor, "delete", department):
+        raise PermissionDenied
+    department = Department.objects.select_for_update().get(pk=department.pk)
+    if department.knowledge_bases.exists():
+        raise ValidationError(_("Department “%(name)s” still owns knowledge bases: move or remove them first.")
+                              % {"name": department.name})
+    if department.children.exists():
+        raise ValidationError(_("Department “%(name)s” has sub-departments: move or remove them first.")
+                              % {"name": department.name})
+    if AuditEntry.objects.filter(department=department).exists():
+        raise ValidationError(
+            _("Department “%(name)s” has an audit history, which is kept for good: it cannot be deleted.")
+            % {"name": department.name}
+        )
+    memberships = list(department.memberships.select_related("user").order_by("user__username"))
+    content_type = ContentType.objects.get_for_model(Department)
+    grants = UserObjectPermission.objects.filter(content_type=content_type, object_pk=str(department.pk))
+    group_grants = GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(department.pk))
+    audit_log(
+        actor=actor,
+        action=AuditAction.DELETE,
+        obj=department,
+        department=None,
+        ip=ip,
+        code=department.code,
+        name=department.name,
+        memberships=[{"user": m.user.username, "role": m.role} for m in memberships],
+        object_permissions=sorted(f"{g.user.username}:{g.permission.codename}" for g in grants.select_related(
+            "user", "permission")),
+        group_object_permissions=sorted(f"{g.group.name}:{g.permission.codename}" for g in group_grants.select_related(
+            "group", "permission")),
+    )
+    grants.delete()
+    group_grants.delete()
+    department.memberships.all().delete()
+    department.delete()
 
 
 @transaction.atomic

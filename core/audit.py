@@ -21,6 +21,7 @@ class AuditAction:
     PERMISSION_CHANGE = "permission_change"
     DOWNLOAD = "download"
     PURGE = "purge"
+    DELETE = "delete"
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:

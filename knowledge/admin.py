@@ -3,18 +3,9 @@ the Django admin lists and searches but does not edit knowledge."""
 
 from django.contrib import admin
 
-from .models import Document, DocumentVersion, EditLock, KnowledgeBase, Review
+from accounts.admin import ReadOnlyAdmin
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from .models import Document, DocumentVersion, EditLock, KnowledgeBase, Review, VersionPublication
 
 
 @admin.register(KnowledgeBase)
@@ -49,3 +40,9 @@ class ReviewAdmin(ReadOnlyAdmin):
 @admin.register(EditLock)
 class EditLockAdmin(ReadOnlyAdmin):
     list_display = ["document", "owner", "acquired_at"]
+
+
+@admin.register(VersionPublication)
+class VersionPublicationAdmin(ReadOnlyAdmin):
+    list_display = ["version", "published_at"]
+    list_select_related = ["version"]

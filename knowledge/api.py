@@ -131,24 +131,19 @@ class DocumentViewSet(PolicyModelViewSet):
 
     def refine_queryset(self, queryset):
         if self.action != "list":
-            return selectors.filter_documents(queryset)
+            return selectors.filter_documents(queryset, user=self.request.user)
         filters = DocumentFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
         return selectors.filter_documents(
             queryset,
+            user=self.request.user,
             knowledge_base=data.get("knowledge_base"),
             q=data["q"],
             tag=data["tag"],
             state=data["state"],
             order=data["ordering"],
         )
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if getattr(self.request, "user", None) is not None and self.request.user.is_authenticated:
-            context["privileged_department_ids"] = selectors.privileged_department_ids(user=self.request.user)
-        return context
 
     def _document_data(self, document) -> dict:
         return DocumentSerializer(selectors.document_get(user=self.request.user, pk=document.pk),

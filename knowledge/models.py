@@ -51,6 +51,11 @@ class KnowledgeBase(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def shared_with_others(self) -> list:
+        """The departments it is shared with, the owning one left out (it reads anyway)."""
+        return [d for d in self.shared_with.all() if d.pk != self.department_id]
+
 
 class DocumentState(models.TextChoices):
     # The state describes the latest version; a draft may still have an older live version.
@@ -165,6 +170,29 @@ class DocumentVersion(models.Model):
     @property
     def has_file(self) -> bool:
         return bool(self.original_file)
+
+
+class VersionPublication(models.Model):
+    """The durable record that a version went live, once, at `published_at`. Versions are
+    immutable, so the fact lives beside them, append-only too (trigger in migration 0007); it
+    stays when a later version replaces the live one, so readers keep opening every version that
+    was ever published (the read rule in policy.py). Deleted only with its version (purge)."""
+
+    version = models.OneToOneField(
+        DocumentVersion, verbose_name=_("version"), on_delete=models.CASCADE, related_name="publication"
+    )
+    document = models.ForeignKey(
+        Document, verbose_name=_("document"), on_delete=models.CASCADE, related_name="publications"
+    )
+    published_at = models.DateTimeField(_("published at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("version publication")
+        verbose_name_plural = _("version publications")
+        indexes = [models.Index(fields=["document", "version"], name="publication_document_version")]
+
+    def __str__(self) -> str:
+        return f"{self.version} published {self.published_at:%Y-%m-%d %H:%M}"
 
 
 class ReviewState(models.TextChoices):

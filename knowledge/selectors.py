@@ -6,14 +6,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.policy import Capability, is_active_user, user_has_capability
 from core.models import AuditEntry
 
-from .models import Document, DocumentState, DocumentVersion, KnowledgeBase, Review, ReviewState
-from .policy import audit_entry_policy, document_policy, knowledge_base_policy, review_policy, version_policy
+from .models import Chunk, Document, DocumentState, DocumentVersion, KnowledgeBase, Review, ReviewState
+from .policy import (
+    audit_entry_policy,
+    chunk_policy,
+    document_policy,
+    knowledge_base_policy,
+    review_policy,
+    version_policy,
+)
 
 DOCUMENT_ORDERS = {
     "title": ("title", "id"),
@@ -24,8 +30,9 @@ DOCUMENT_ORDERS = {
     "-created_at": ("-created_at", "-id"),
     "review_by": ("review_by", "id"),
     "-review_by": ("-review_by", "-id"),
-    "state": ("state", "-updated_at", "-id"),
-    "-state": ("-state", "-updated_at", "-id"),
+    # the state as the user may know it (readers: every document is "published")
+    "state": ("visible_state", "-updated_at", "-id"),
+    "-state": ("-visible_state", "-updated_at", "-id"),
 }
 
 
@@ -33,16 +40,13 @@ def knowledge_base_list(*, user: Any) -> QuerySet[KnowledgeBase]:
     return (
         knowledge_base_policy.instances_user_has_permission_for(user, "view")
         .select_related("department")
+        .prefetch_related("shared_with")
         .order_by("name", "id")
     )
 
 
 def knowledge_base_get(*, user: Any, pk: Any) -> KnowledgeBase:
     return knowledge_base_policy.instance_for_user(user, "view", pk)
-
-
-def knowledge_base_editable_list(*, user: Any) -> QuerySet[KnowledgeBase]:
-    return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department")
 
 
 def document_list(
@@ -57,6 +61,7 @@ def document_list(
     """Documents for a list page: one query per page whatever its size (no per-row lookups)."""
     return filter_documents(
         document_policy.instances_user_has_permission_for(user, "view"),
+        user=user,
         knowledge_base=knowledge_base,
         q=q,
         tag=tag,
@@ -68,13 +73,16 @@ def document_list(
 def filter_documents(
     documents: QuerySet[Document],
     *,
+    user: Any,
     knowledge_base: KnowledgeBase | int | None = None,
     q: str = "",
     tag: str = "",
     state: str = "",
     order: str = "-updated_at",
 ) -> QuerySet[Document]:
-    """Narrow an already authorized queryset (the list page and the API share it)."""
+    """Narrow an already authorized queryset (the list page and the API share it). The state
+    filter and sort use the state as `user` may know it: a reader asking for drafts gets none."""
+    documents = document_policy.with_visible_state(documents, user)
     if knowledge_base is not None:
         documents = documents.filter(knowledge_base_id=getattr(knowledge_base, "pk", knowledge_base))
     if q and q.strip():
@@ -82,7 +90,7 @@ def filter_documents(
     if tag and tag.strip():
         documents = documents.filter(tags__contains=[tag.strip()])
     if state:
-        documents = documents.filter(state=state) if state in DocumentState.values else documents.none()
+        documents = documents.filter(visible_state=state) if state in DocumentState.values else documents.none()
     return (
         documents.select_related(
             "knowledge_base", "knowledge_base__department", "owner", "latest_version", "live_version",
@@ -109,7 +117,7 @@ def document_get(*, user: Any, pk: Any) -> Document:
 
 
 def version_list(*, user: Any, document: Document) -> QuerySet[DocumentVersion]:
-    """The versions of `document` that `user` may read, newest first (readers: the live one only)."""
+    """The versions of `document` that `user` may read, newest first (readers: every published one)."""
     return (
         version_policy.instances_user_has_permission_for(user, "view")
         .filter(document=document)
@@ -199,15 +207,6 @@ def filter_audit(entries: QuerySet[AuditEntry], **filters: Any) -> QuerySet[Audi
     ).select_related("actor", "department", "content_type", "version").defer("version__content")
 
 
-def privileged_department_ids(*, user: Any) -> set[int]:
-    """Departments where `user` edits or reviews knowledge (sees drafts and whole histories)."""
-    from accounts.policy import departments_for
-
-    return set(
-        departments_for(user, Capability.MANAGE_KNOWLEDGE).values_list("pk", flat=True)
-    ) | set(departments_for(user, Capability.REVIEW_KNOWLEDGE).values_list("pk", flat=True))
-
-
 def audit_list(
     *,
     user: Any,
@@ -258,24 +257,30 @@ def compliance_version_list(
     )
 
 
-def can_edit(*, user: Any, document: Document) -> bool:
-    return (
-        is_active_user(user)
-        and document.state != DocumentState.ARCHIVED
-        and user_has_capability(user, Capability.MANAGE_KNOWLEDGE, document.knowledge_base.department_id)
-    )
-
-
-def can_review(*, user: Any, document: Document) -> bool:
-    return is_active_user(user) and user_has_capability(
-        user, Capability.REVIEW_KNOWLEDGE, document.knowledge_base.department_id
-    )
-
-
 def open_review_for(*, user: Any, document: Document) -> Review | None:
     return review_list(user=user, document=document, state=ReviewState.OPEN).first()
 
 
-def visible_version_filter(*, user: Any) -> Q:
-    """The read rule as a Q on any model with a `version` FK (chunks, citations): an SQL filter."""
-    return Q(version__in=version_policy.instances_user_has_permission_for(user, "view"))
+def chunk_get(*, user: Any, pk: Any) -> Chunk:
+    """One chunk (a chat citation, a search hit) with its version and document, if `user` may
+    open its version: an old published version's chunk opens, a draft's is a 404 to readers."""
+    try:
+        return (
+            chunk_policy.instances_user_has_permission_for(user, "view")
+            .select_related("version", "document", "knowledge_base")
+            .get(pk=pk)
+        )
+    except (Chunk.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def my_review_list(*, user: Any, state: str = "") -> QuerySet[Review]:
+    """Reviews that `user` asked for, newest first: a knowledge manager follows their submissions."""
+    reviews = review_policy.instances_user_has_permission_for(user, "view").filter(requested_by_id=user.pk)
+    if state:
+        reviews = reviews.filter(state=state)
+    return (
+        reviews.select_related("document", "document__knowledge_base", "version", "decided_by")
+        .defer("version__content")
+        .order_by("-created_at", "-id")
+    )

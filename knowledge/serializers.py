@@ -10,7 +10,7 @@ from accounts.models import Department
 from core.models import AuditEntry
 
 from .models import Document, DocumentState, DocumentVersion, KnowledgeBase, Review
-from .policy import knowledge_base_policy
+from .policy import knowledge_base_policy, request_knowledge_access
 
 
 class KnowledgeBaseSerializer(serializers.ModelSerializer):
@@ -59,8 +59,12 @@ class VersionSerializer(VersionSummarySerializer):
 
 
 class DocumentSerializer(serializers.ModelSerializer):
+    """A document as the acting user (context["request"]) may know it: to a reader, and to anyone
+    when no request is given, the state is "published" and the latest version is the live one."""
+
     owner_username = serializers.CharField(source="owner.username", read_only=True)
     knowledge_base_name = serializers.CharField(source="knowledge_base.name", read_only=True)
+    state = serializers.SerializerMethodField()
     latest_version = serializers.SerializerMethodField()
     live_version = VersionSummarySerializer(read_only=True, allow_null=True)
 
@@ -72,15 +76,18 @@ class DocumentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _access(self):
+        return request_knowledge_access(self.context.get("request"))
+
+    @extend_schema_field(serializers.ChoiceField(choices=DocumentState.choices, allow_null=True))
+    def get_state(self, document: Document) -> str | None:
+        return self._access().state(document)
+
     @extend_schema_field(VersionSummarySerializer(allow_null=True))
     def get_latest_version(self, document: Document):
-        # Plain readers never see drafts: for them the latest version is not shown at all.
-        privileged = self.context.get("privileged_department_ids")
-        if privileged is not None and document.knowledge_base.department_id not in privileged:
-            return None
-        if document.latest_version is None:
-            return None
-        return VersionSummarySerializer(document.latest_version).data
+        # Readers never see drafts: their latest version is the live one.
+        latest = self._access().latest_version(document)
+        return None if latest is None else VersionSummarySerializer(latest).data
 
 
 @extend_schema_field(OpenApiTypes.INT)

@@ -28,7 +28,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Department
-from accounts.policy import Capability, is_company_admin, user_has_capability
 from core.audit import AuditAction, audit_log
 
 from .models import (
@@ -39,6 +38,7 @@ from .models import (
     KnowledgeBase,
     Review,
     ReviewState,
+    VersionPublication,
 )
 from .pipeline import live_chunks_sync, version_ingest_enqueue
 from .policy import document_policy, knowledge_base_policy, review_policy, version_policy
@@ -170,6 +170,8 @@ def _publish(*, actor: Any, document: Document, version: DocumentVersion, ip: st
     document.live_version = version
     document.state = DocumentState.PUBLISHED
     document.save(update_fields=["live_version", "state", "updated_at"])
+    # The durable "was published" record that opens this version to readers from now on.
+    VersionPublication.objects.get_or_create(version=version, defaults={"document": document})
     live_chunks_sync(document=document)
     audit_log(
         actor=actor,
@@ -588,17 +590,12 @@ def edit_lock_release(*, actor: Any, document: Document) -> None:
     EditLock.objects.filter(document=document, owner=actor).delete()
 
 
-def can_break_edit_lock(*, user: Any, document: Document) -> bool:
-    department = document.knowledge_base.department_id
-    return is_company_admin(user) or user_has_capability(user, Capability.MANAGE_MEMBERS, department)
-
-
 @transaction.atomic
 def edit_lock_break(*, actor: Any, document: Document, ip: str | None = None) -> None:
     """Admins (of the owning department or the company) remove someone else's lock."""
     if not document_policy.user_has_permission_for_instance(actor, "view", document):
         raise Http404
-    _require(can_break_edit_lock(user=actor, document=document))
+    _require(document_policy.user_has_permission_for_instance(actor, "break_lock", document))
     lock = EditLock.objects.select_for_update().select_related("owner").filter(document=document).first()
     if lock is None:
         return

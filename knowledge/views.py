@@ -20,7 +20,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Department
-from accounts.policy import Capability, departments_for
 from accounts.selectors import navigation_for
 from core.audit import client_ip
 
@@ -36,8 +35,8 @@ from .forms import (
     KnowledgeBaseForm,
     ReviewDecisionForm,
 )
-from .models import DocumentState
-from .policy import knowledge_base_policy, review_policy
+from .models import DocumentState, ReviewState
+from .policy import audit_entry_policy, knowledge_base_policy, request_knowledge_access, review_policy
 from .pipeline import version_text
 from .rendering import render_markdown
 
@@ -46,6 +45,7 @@ from .rendering import render_markdown
 DIFF_CONTEXT_LINES = 3
 COMPLIANCE_PAGE_SIZE = 50
 PRINT_LIMIT = 5000  # a printable page beyond this is better served by the CSV export
+MY_REVIEWS_SHOWN = 100
 
 
 def _form_error(form, exc: ValidationError) -> None:
@@ -67,7 +67,7 @@ def _require_knowledge_nav(request) -> None:
 
 def _index_context(request, form=None):
     user = request.user
-    editable = departments_for(user, Capability.MANAGE_KNOWLEDGE)
+    editable = knowledge_base_policy.departments_user_may_add_in(user)
     can_add = knowledge_base_policy.user_has_permission(user, "add")
     return {
         "knowledge_bases": selectors.knowledge_base_list(user=user),
@@ -75,6 +75,7 @@ def _index_context(request, form=None):
         "form": form
         or (KnowledgeBaseForm(departments=editable, all_departments=Department.objects.all()) if can_add else None),
         "can_review_anywhere": navigation_for(user=user).compliance,
+        "can_follow_reviews": review_policy.user_has_permission(user, "view"),
     }
 
 
@@ -85,7 +86,7 @@ def index(request):
 
 @require_POST
 def knowledge_base_create(request):
-    editable = departments_for(request.user, Capability.MANAGE_KNOWLEDGE)
+    editable = knowledge_base_policy.departments_user_may_add_in(request.user)
     if not editable.exists():
         raise PermissionDenied
     form = KnowledgeBaseForm(request.POST, departments=editable, all_departments=Department.objects.all())
@@ -165,23 +166,23 @@ def document_create(request, kb_pk):
 
 
 def _lock_context(request, document):
-    lock = getattr(document, "edit_lock", None)
+    access = request_knowledge_access(request)
+    lock = access.edit_lock(document)  # None for readers: who edits is not theirs to know
     return {
         "lock": lock,
         "lock_is_mine": lock is not None and lock.owner_id == request.user.pk,
-        "can_break_lock": lock is not None
-        and lock.owner_id != request.user.pk
-        and services.can_break_edit_lock(user=request.user, document=document),
+        "can_break_lock": lock is not None and lock.owner_id != request.user.pk and access.may_break_lock(document),
     }
 
 
 def _document_context(request, document, **extra):
-    user = request.user
+    access = request_knowledge_access(request)
     context = {
         "document": document,
         "knowledge_base": document.knowledge_base,
-        "can_edit": selectors.can_edit(user=user, document=document),
-        "can_review": selectors.can_review(user=user, document=document),
+        "can_edit": access.may_edit(document),
+        "can_review": access.may_review(document),
+        "sees_drafts": access.sees_drafts(document),
         "states": DocumentState,
         **_lock_context(request, document),
     }
@@ -193,13 +194,12 @@ def document_detail(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
     context = _document_context(request, document)
     live = document.live_version
-    shown = live
-    if context["can_edit"] or context["can_review"]:
-        shown = live if live is not None and live.pk == document.latest_version_id else document.latest_version
+    # Readers are shown the live version, editors and reviewers the latest one.
+    shown = request_knowledge_access(request).latest_version(document)
     if shown is None:
         raise Http404
     open_review = None
-    if context["can_edit"] or context["can_review"]:
+    if context["sees_drafts"]:
         open_review = selectors.open_review_for(user=request.user, document=document)
     context.update(
         shown=shown,
@@ -240,7 +240,7 @@ def _editor_context(request, document, form, **extra):
 def document_edit(request, pk):
     """The Markdown editor. Opening it takes the edit lock; saving sends the version it started from."""
     document = selectors.document_get(user=request.user, pk=pk)
-    if not selectors.can_edit(user=request.user, document=document):
+    if not request_knowledge_access(request).may_edit(document):
         raise PermissionDenied
     if request.method == "POST":
         return _document_save(request, document)
@@ -431,9 +431,7 @@ def history(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
     versions = list(selectors.version_list(user=request.user, document=document))
     reviews_by_version: dict[int, list] = {}
-    if selectors.can_edit(user=request.user, document=document) or selectors.can_review(
-        user=request.user, document=document
-    ):
+    if request_knowledge_access(request).sees_drafts(document):
         for review in selectors.review_list(user=request.user, document=document).order_by("created_at", "id"):
             reviews_by_version.setdefault(review.version_id, []).append(review)
     for version in versions:
@@ -490,7 +488,7 @@ def diff(request, pk):
     }
     rendered = render_inline_html(result) if view == "inline" else render_side_by_side_html(result, **labels)
     open_review = None
-    if selectors.can_review(user=request.user, document=document):
+    if request_knowledge_access(request).may_review(document):
         open_review = selectors.review_inbox(user=request.user).filter(document=document).first()
     context = _document_context(
         request,
@@ -512,10 +510,31 @@ def diff(request, pk):
 # --- reviews ------------------------------------------------------------------------------------
 
 
+MY_REVIEW_STATES = (ReviewState.OPEN, ReviewState.CHANGES_REQUESTED, ReviewState.APPROVED)
+
+
 def review_inbox(request):
-    if not navigation_for(user=request.user).compliance:
+    """Reviewers: what waits for their decision. Editors: their own submissions, by outcome."""
+    user = request.user
+    if not review_policy.user_has_permission(user, "view"):
         raise PermissionDenied
-    return render(request, "knowledge/review_inbox.html", {"reviews": selectors.review_inbox(user=request.user)})
+    may_decide = review_policy.user_has_permission(user, "review")
+    mine = list(selectors.my_review_list(user=user).filter(state__in=MY_REVIEW_STATES)[:MY_REVIEWS_SHOWN])
+    my_groups = [
+        (state, label, [review for review in mine if review.state == state])
+        for state, label in (
+            (ReviewState.OPEN, _("In review")),
+            (ReviewState.CHANGES_REQUESTED, _("Changes requested")),
+            (ReviewState.APPROVED, _("Approved")),
+        )
+    ]
+    context = {
+        "may_decide": may_decide,
+        "reviews": selectors.review_inbox(user=user) if may_decide else [],
+        "my_groups": my_groups,
+        "has_mine": bool(mine),
+    }
+    return render(request, "knowledge/review_inbox.html", context)
 
 
 def _review_context(request, review, form=None):
@@ -574,7 +593,7 @@ def review_decide(request, pk, decision):
 
 
 def _compliance_filters(request):
-    reviewed = departments_for(request.user, Capability.REVIEW_KNOWLEDGE)
+    reviewed = audit_entry_policy.compliance_departments(request.user)
     if not reviewed.exists():
         raise Http404  # audit rows are for reviewers: to everyone else they do not exist
     form = ComplianceFilterForm(request.GET or None, departments=reviewed)

@@ -1,38 +1,28 @@
-"""The allowlist is editable here too (company admins); sources are listed read-only because
-their credentials are only written through the services (encrypted, audited)."""
+"""Read-only: the allowlist is edited on its page and sources on theirs, through the services
+(encrypted credentials, audit rows); the admin lists and searches."""
 
 from django.contrib import admin
+
+from accounts.admin import ReadOnlyAdmin
 
 from .models import AllowedHost, Source, SourceSync
 
 
 @admin.register(AllowedHost)
-class AllowedHostAdmin(admin.ModelAdmin):
+class AllowedHostAdmin(ReadOnlyAdmin):
     list_display = ["host", "port", "source_kind", "allow_private_addresses", "note", "created_at"]
     search_fields = ["host", "note"]
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(ReadOnlyAdmin):
     list_display = ["name", "kind", "knowledge_base", "enabled", "schedule_minutes", "next_sync_at"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
     exclude = ["dsn_encrypted", "auth_header_encrypted"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SourceSync)
-class SourceSyncAdmin(admin.ModelAdmin):
+class SourceSyncAdmin(ReadOnlyAdmin):
     list_display = ["source", "status", "trigger", "created", "updated", "unchanged", "failed", "queued_at"]
     list_filter = ["status", "trigger"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

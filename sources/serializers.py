@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from knowledge.policy import knowledge_base_policy
+
 from .models import AllowedHost, Source, SourceKind, SourceSync
 
 COMMON = ["name", "enabled", "schedule_minutes", "key_field", "title_template", "body_template",
@@ -18,9 +20,20 @@ class SourceSyncSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ManagedKnowledgeBaseField(serializers.PrimaryKeyRelatedField):
+    """A knowledge base the acting user manages; any other id, hidden or missing, gets the same
+    "does not exist" answer (an existence leak is a leak)."""
+
+    def get_queryset(self):
+        user = getattr(self.context.get("request"), "user", None)
+        return knowledge_base_policy.instances_user_has_permission_for(user, "change")
+
+
 class SourceSerializer(serializers.ModelSerializer):
     """Credentials are write-only: `dsn` and `auth_header_value` are accepted, never returned;
     `dsn_hint` and `has_auth_header` say what is stored."""
+
+    knowledge_base = ManagedKnowledgeBaseField()
 
     dsn = serializers.CharField(write_only=True, required=False, allow_blank=True, style={"input_type": "password"})
     auth_header_value = serializers.CharField(

@@ -357,9 +357,9 @@ def test_conflict_page_keeps_both_texts(client_for, people, doc, credit):
     assert Document.objects.get(pk=doc.pk).latest_version.content == mine
 
 
-def test_lock_is_shown_to_others_and_admins_may_break_it(client_for, people, doc):
+def test_lock_is_shown_to_other_editors_and_admins_may_break_it(client_for, people, doc):
     services.edit_lock_acquire(actor=people["credit_manager"], document=doc)
-    html = client_for(people["credit_employee"]).get(reverse("knowledge:document", args=[doc.pk])).content.decode()
+    html = client_for(people["credit_reviewer"]).get(reverse("knowledge:document", args=[doc.pk])).content.decode()
     assert "credit_manager is editing this document" in html
     assert 'data-action="break-lock"' not in html
 
