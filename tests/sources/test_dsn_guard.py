@@ -219,7 +219,15 @@ def test_a_knowledge_manager_aiming_a_source_at_the_product_database_never_copie
     assert Document.objects.count() == documents_before == 0
 
 
-def test_the_source_page_shows_the_refusal_on_the_connection_field(kb, manager, loopback_allowlisted):
+@pytest.fixture
+def restore_language():
+    from django.utils import translation
+
+    yield
+    translation.activate(settings.LANGUAGE_CODE)  # the middleware leaves the request's language active
+
+
+def test_the_source_page_shows_the_refusal_on_the_connection_field(kb, manager, loopback_allowlisted, restore_language):
     client = login(manager)
     client.cookies["django_language"] = "zh-hans"
     response = client.post(f"/sources/knowledge-bases/{kb.pk}/new/sql/", {
