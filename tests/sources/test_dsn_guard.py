@@ -217,3 +217,24 @@ def test_a_knowledge_manager_aiming_a_source_at_the_product_database_never_copie
         assert sync.error in (OWN, SOCKET, "A source connects to one host; lists of hosts are not allowed."), form
         assert sync.created == 0
     assert Document.objects.count() == documents_before == 0
+
+
+@pytest.fixture
+def restore_language():
+    from django.utils import translation
+
+    yield
+    translation.activate(settings.LANGUAGE_CODE)  # the middleware leaves the request's language active
+
+
+def test_the_source_page_shows_the_refusal_on_the_connection_field(kb, manager, loopback_allowlisted, restore_language):
+    client = login(manager)
+    client.cookies["django_language"] = "zh-hans"
+    response = client.post(f"/sources/knowledge-bases/{kb.pk}/new/sql/", {
+        "name": "Leak", "dsn": settings.DATABASE_URL, "query": "SELECT 1 AS id", "key_field": "id",
+        "title_template": "{id}", "body_template": "{id}", "timeout_seconds": 30, "max_records": 10, "enabled": "on",
+    }, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "不允许通过 Unix 套接字连接" in page or "本产品自身的数据库" in page
+    assert not Source.objects.exists()
