@@ -69,3 +69,9 @@ class MembershipForm(forms.Form):
             self.fields["user"].queryset = users
         if departments is not None:
             self.fields["department"].queryset = departments
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name"), max_length=100, required=False, help_text=_("What the key is for, e.g. “reporting script”.")
+    )

@@ -3,9 +3,10 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
-from .models import Department, Membership, User
+from .models import ApiKey, Department, Membership, User
 from .policy import (
     Capability,
+    api_key_policy,
     department_policy,
     departments_for,
     is_active_user,
@@ -70,3 +71,7 @@ def managed_departments(*, user: Any) -> QuerySet[Department]:
 
 def can_manage_departments(*, user: Any) -> bool:
     return is_company_admin(user)
+
+
+def api_key_list(*, user: Any) -> QuerySet[ApiKey]:
+    return api_key_policy.instances_user_has_permission_for(user, "view").order_by("-created_at", "-pk")
