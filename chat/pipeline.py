@@ -25,7 +25,8 @@ Events, in order (each has `.type` and `.to_dict()` for SSE/JSON):
 1. StartEvent      type="start"     conversation_id, message_id (the assistant message), user_message_id
 2. SourcesEvent    type="sources"   sources: [{"n", "chunk_id", "document_id", "version_id",
                                      "version_number", "title", "heading_path", "text", "score", "url"}]
-                                     (only chunks the user may read; [] when there is no knowledge)
+                                     (only chunks the user may read; [] when there is no knowledge),
+                                     top_score (best search score before the threshold, or None)
 3. ReasoningDelta  type="reasoning" text  (DeepSeek-R1 reasoning: display only, never the answer)
    AnswerDelta     type="answer"    text  (raw streamed answer; markers may still be changed)
 4. DoneEvent       type="done"      message_id, status ("done" | "stopped" | "no_knowledge"),
@@ -108,6 +109,7 @@ class StartEvent(ChatEvent):
 class SourcesEvent(ChatEvent):
     type: ClassVar[str] = "sources"
     sources: list[dict]
+    top_score: float | None = None  # the best search score before the no-knowledge threshold
 
 
 @dataclass
@@ -507,6 +509,7 @@ class _Run:
         self.timings["retrieve_ms"] = self._ms(t0)
         self.timings["rerank_ms"] = round(hits.timings.get("rerank_ms", 0.0), 2)
         threshold = float(cfg["min_score"])
+        top_score = max((h.fused_score if h.fused_score is not None else h.score) for h in hits) if hits else None
         hits = [h for h in hits if (h.fused_score if h.fused_score is not None else h.score) >= threshold]
         self.message.condensed_query = query if query != self.question else ""
         self.message.retrieved = [
@@ -523,7 +526,7 @@ class _Run:
             for i, h in enumerate(hits, 1)
         ]
         self.chunks = {i: h.chunk for i, h in enumerate(hits, 1)}
-        yield SourcesEvent(self.sources)
+        yield SourcesEvent(self.sources, top_score=top_score)
 
         if not hits:
             self.answer = [no_knowledge_text(question_language(self.question))]
@@ -586,15 +589,16 @@ class _Run:
         versions = {}
         if self.chunks:
             from knowledge.models import DocumentVersion
+            from knowledge.pipeline import version_text
 
             ids = {c.version_id for n, c in self.chunks.items() if n in cited}
-            versions = {v.pk: v for v in DocumentVersion.objects.filter(pk__in=ids).only("pk", "content")}
+            versions = {v.pk: version_text(v) for v in DocumentVersion.objects.filter(pk__in=ids)}
         citations = []
         with transaction.atomic():
             rows = []
             for n, chunk in self.chunks.items():
                 source = self.sources[n - 1]
-                start, end = locate(chunk.text, versions[chunk.version_id].content) if chunk.version_id in versions else (0, 0)
+                start, end = locate(chunk.text, versions[chunk.version_id]) if chunk.version_id in versions else (0, 0)
                 rows.append(Citation(
                     message=message, marker=n, chunk=chunk, chunk_ref=chunk.pk, version_id=chunk.version_id,
                     version_ref=chunk.version_id, document_id=chunk.document_id, document_ref=chunk.document_id,
