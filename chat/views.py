@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts import limits
 from accounts.policy import is_admin
 from knowledge.policy import document_policy, version_policy
 
@@ -74,6 +75,14 @@ def _stream_response(request, *, assistant, question, conversation=None, regener
     user = request.user
     admin = is_admin(user)
     stop_event = threading.Event()
+    try:
+        limits.chat_request_admit(user=user)
+    except limits.RateLimited as refusal:
+        # The page shows the error event's message, which says when to ask again.
+        response = _error_stream(refusal.message)
+        response.status_code = 429
+        response["Retry-After"] = str(refusal.retry_after)
+        return response
 
     def events():
         registered = None
@@ -87,6 +96,9 @@ def _stream_response(request, *, assistant, question, conversation=None, regener
                     services.generation_register(registered, stop_event)
                     data["conversation_url"] = reverse("chat:index") + f"?c={event.conversation_id}"
                 elif event.type == "done":
+                    limits.usage_record(user=user, prompt_tokens=event.usage.get("prompt_tokens", 0),
+                                        completion_tokens=event.usage.get("completion_tokens", 0),
+                                        latency_ms=int(event.timings.get("total_ms", 0) or 0))
                     data["html"] = str(answer_html(event.message_id, event.answer, {c["n"] for c in event.citations}))
                     if not admin:
                         data.pop("timings", None)
