@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
@@ -11,8 +12,8 @@ from django.views.decorators.http import require_POST
 from core.audit import client_ip
 
 from . import limits, selectors, services
-from .forms import ApiKeyForm, DepartmentForm, LoginForm, MembershipForm, UserCreateForm
-from .policy import api_key_policy, department_policy, membership_policy, user_policy
+from .forms import ApiKeyForm, DepartmentForm, LoginForm, MembershipForm, QuotaForm, UserCreateForm
+from .policy import api_key_policy, department_policy, is_company_admin, membership_policy, user_policy
 
 
 class LoginView(auth_views.LoginView):
@@ -177,3 +178,41 @@ def membership_delete(request, pk):
         return render(request, "accounts/_empty.html")
     messages.success(request, _("The membership was removed."))
     return redirect("people:index")
+
+
+USAGE_DAYS = (7, 14, 30, 90)
+
+
+def usage(request):
+    """Chat usage by department and day (a chart and a table) and each department's limits."""
+    if not is_company_admin(request.user):
+        raise PermissionDenied
+    try:
+        days = int(request.GET.get("days", 14))
+    except ValueError:
+        days = 14
+    days = days if days in USAGE_DAYS else 14
+    report = selectors.usage_report(user=request.user, days=days)
+    return render(request, "accounts/usage.html", {
+        **report,
+        "days": days,
+        "day_choices": USAGE_DAYS,
+        "default_daily_tokens": settings.CHAT_DEPARTMENT_DAILY_TOKENS,
+        "default_rpm": settings.CHAT_USER_REQUESTS_PER_MINUTE,
+        "quota_form": QuotaForm(),
+    })
+
+
+@require_POST
+def quota_set(request, department_id):
+    if not is_company_admin(request.user):
+        raise PermissionDenied
+    department = department_policy.instance_for_user(request.user, "view", department_id)
+    form = QuotaForm(request.POST)
+    if form.is_valid():
+        services.department_quota_set(actor=request.user, department=department, ip=client_ip(request), **form.cleaned_data)
+        messages.success(request, _("The limits of %(department)s were saved.") % {"department": department.display_name})
+    else:
+        errors = "; ".join(str(e) for field_errors in form.errors.values() for e in field_errors)
+        messages.error(request, _("The limits were not saved: %(errors)s") % {"errors": errors})
+    return redirect("people:usage")
