@@ -226,3 +226,9 @@ def login_guard(*, ip: str | None, username: str | None, now: datetime | None = 
 def login_failed(*, ip: str | None, username: str | None, now: datetime | None = None) -> None:
     for key, _limit in _login_keys(ip, username):
         counter_hit(key, window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS, now=now)
+
+
+def on_login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
+    """Receiver of django.contrib.auth's user_login_failed signal."""
+    ip = request.META.get("REMOTE_ADDR") if request is not None else None
+    login_failed(ip=ip, username=credentials.get("username"))

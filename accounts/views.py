@@ -36,10 +36,6 @@ class LoginView(auth_views.LoginView):
             return response
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):
-        limits.login_failed(ip=client_ip(self.request), username=self.request.POST.get("username", ""))
-        return super().form_invalid(form)
-
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"

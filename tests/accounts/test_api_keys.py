@@ -150,3 +150,13 @@ def test_token_endpoint_is_rate_limited_with_retry_after(people, password, setti
 @pytest.mark.parametrize("payload", [{}, {"username": "x" * 5000, "password": "y"}, {"username": "a", "password": ""}])
 def test_token_endpoint_bad_input_is_a_400(db, payload):
     assert APIClient().post("/api/auth/token/", payload).status_code == 400
+
+
+def test_django_admin_login_is_rate_limited_too(people, password, settings):
+    settings.LOGIN_FAILURES_PER_USERNAME = 2
+    client = Client()
+    for _ in range(2):
+        client.post("/django-admin/login/", {"username": "root", "password": "wrong"})
+    client.post("/django-admin/login/", {"username": "root", "password": password})
+    assert "_auth_user_id" not in client.session
+    assert RateLimitCounter.objects.get(key="login:user:root").count >= 2
