@@ -348,3 +348,9 @@ def test_client_disconnect_mid_stream_stops_cleanly(employee_client, people, liv
         assert server.finished.wait(30)
     # The server is still fine.
     assert employee_client.models.list().data
+
+
+def test_v1_is_documented_in_the_openapi_schema(people, client_for):
+    schema = client_for(people["credit_employee"]).get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    for text in ("/v1/chat/completions", "/v1/models", "reasoning_content", "citations", "Retry-After", "/api/auth/keys/"):
+        assert text in schema, text
