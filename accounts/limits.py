@@ -21,7 +21,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils import formats, timezone
 from django.utils.translation import gettext, ngettext
 
@@ -88,7 +88,8 @@ def counter_hit(key: str, *, window_seconds: int, now: datetime | None = None) -
     One atomic upsert, so concurrent processes never lose a hit."""
     now = now or timezone.now()
     start, end = _window(now, window_seconds)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _no_flush_wait(cursor)
         cursor.execute(
             f"INSERT INTO {_COUNTER} (key, window_start, window_end, count) VALUES (%s, %s, %s, 1) "
             f"ON CONFLICT (key, window_start) DO UPDATE SET count = {_COUNTER}.count + 1 RETURNING count",
@@ -98,6 +99,14 @@ def counter_hit(key: str, *, window_seconds: int, now: datetime | None = None) -
     if count == 1 and random.random() < 0.02:
         counters_prune(now=now)
     return count, end
+
+
+def _no_flush_wait(cursor) -> None:
+    """A counter may lose its last hits if the server crashes: not worth waiting for a WAL flush on
+    every request. Only when the counter write is its own transaction (not nested in another)."""
+    if not connection.in_atomic_block or connection.savepoint_ids:
+        return
+    cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def counter_peek(key: str, *, window_seconds: int, now: datetime | None = None) -> tuple[int, datetime]:
@@ -140,15 +149,25 @@ class Limits:
 
 
 def limits_for(user: Any) -> Limits:
-    department_id = charged_department_id(user)
+    """The user's limits: their department's overrides, else the settings (one query)."""
+    membership = (
+        Membership.objects.filter(user_id=user.pk)
+        .order_by("created_at", "pk")
+        .select_related("department__quota")
+        .first()
+    )
     rpm = settings.CHAT_USER_REQUESTS_PER_MINUTE
-    daily = settings.CHAT_DEPARTMENT_DAILY_TOKENS if department_id else 0
-    if department_id:
-        quota = DepartmentQuota.objects.filter(department_id=department_id).first()
-        if quota is not None:
-            rpm = quota.user_requests_per_minute if quota.user_requests_per_minute is not None else rpm
-            daily = quota.daily_tokens if quota.daily_tokens is not None else daily
-    return Limits(department_id=department_id, requests_per_minute=rpm, daily_tokens=daily)
+    if membership is None:
+        return Limits(department_id=None, requests_per_minute=rpm, daily_tokens=0)
+    daily = settings.CHAT_DEPARTMENT_DAILY_TOKENS
+    try:
+        quota = membership.department.quota
+    except DepartmentQuota.DoesNotExist:
+        quota = None
+    if quota is not None:
+        rpm = quota.user_requests_per_minute if quota.user_requests_per_minute is not None else rpm
+        daily = quota.daily_tokens if quota.daily_tokens is not None else daily
+    return Limits(department_id=membership.department_id, requests_per_minute=rpm, daily_tokens=daily)
 
 
 def _next_midnight(now: datetime) -> datetime:
@@ -187,7 +206,8 @@ def usage_record(
     """Charge one answer to the user's department for today (one atomic upsert)."""
     day = timezone.localdate(now or timezone.now())
     department_id = charged_department_id(user)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _no_flush_wait(cursor)
         cursor.execute(
             f"INSERT INTO {_USAGE} (day, department_id, user_id, requests, prompt_tokens, completion_tokens, latency_ms) "
             "VALUES (%s, %s, %s, 1, %s, %s, %s) "
