@@ -354,3 +354,21 @@ def test_v1_is_documented_in_the_openapi_schema(people, client_for):
     schema = client_for(people["credit_employee"]).get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     for text in ("/v1/chat/completions", "/v1/models", "reasoning_content", "citations", "Retry-After", "/api/auth/keys/"):
         assert text in schema, text
+
+
+def test_a_model_server_that_is_down_gives_a_clear_error_and_a_failed_message(employee_client):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _model_assistant(f"http://127.0.0.1:{port}/v1")
+    with pytest.raises(openai.InternalServerError) as info:
+        employee_client.chat.completions.create(model="Reasoner", messages=[{"role": "user", "content": LOANS_QUESTION}])
+    assert info.value.status_code == 503 and "cannot be reached" in info.value.message
+    with pytest.raises(openai.APIError) as streamed:
+        list(employee_client.chat.completions.create(
+            model="Reasoner", messages=[{"role": "user", "content": LOANS_QUESTION}], stream=True))
+    assert "cannot be reached" in streamed.value.message
+    statuses = list(Message.objects.filter(role="assistant").values_list("status", flat=True))
+    assert statuses == [MessageStatus.FAILED, MessageStatus.FAILED]
