@@ -9,6 +9,7 @@ but no answer in the knowledge base.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--min-score", type=float, default=None, help="Override the no-knowledge threshold.")
         parser.add_argument("--extractive", default="", help="JSON overrides of the extractive parameters.")
         parser.add_argument("--curve", default="", help="Comma-separated thresholds: abstention rates at each.")
+        parser.add_argument("--shared-database", action="store_true",
+                            help="Load into the project database (inside a rolled-back transaction) instead of a "
+                                 "throwaway database; the BM25 statistics row stays locked until it ends.")
         parser.add_argument(
             "--tune", action="store_true",
             help="With --split test: in the same load, first ask the dev questions (their own seeded "
@@ -80,6 +84,34 @@ class Command(BaseCommand):
                 raise CommandError("--tune needs dev and test splits that share no passage.")
             dev_removed = choose_unanswerable(dev_queries, options["unanswerable"], options["seed"])
         corpus = [row for row in corpus if row["id"] not in removed | dev_removed]
+        if options["shared_database"]:
+            return self._run(corpus, queries, removed, dev_queries, dev_removed, options)
+        from django.conf import settings
+        from django.core.management import call_command
+        from django.db import connection, connections
+
+        original = settings.DATABASES["default"]["NAME"]
+        name = f"evaluate_chat_{os.getpid()}"
+
+        def switch(db):
+            connections.close_all()
+            settings.DATABASES["default"]["NAME"] = db
+            connection.settings_dict["NAME"] = db
+
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+        try:
+            switch(name)
+            call_command("migrate", verbosity=0, interactive=False)
+            return self._run(corpus, queries, removed, dev_queries, dev_removed, options)
+        finally:
+            switch(original)
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _run(self, corpus, queries, removed, dev_queries, dev_removed, options):
+        from retrieval.management.commands.evaluate_retrieval import Command as RetrievalEvaluation
+
         loader = RetrievalEvaluation()
         loader.stderr = self.stderr
         with transaction.atomic():
