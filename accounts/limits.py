@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -79,7 +78,7 @@ class RateLimited(Exception):
 
 def _window(now: datetime, seconds: int) -> tuple[datetime, datetime]:
     start_ts = int(now.timestamp()) // seconds * seconds
-    start = datetime.fromtimestamp(start_ts, tz=dt_timezone.utc)
+    start = datetime.fromtimestamp(start_ts, tz=UTC)
     return start, start + timedelta(seconds=seconds)
 
 
@@ -189,10 +188,14 @@ def chat_request_admit(*, user: Any, now: datetime | None = None) -> Limits:
     answer and charged after it (usage_record), so one answer may cross it; the next is refused."""
     now = now or timezone.now()
     limits = limits_for(user)
-    if limits.daily_tokens and limits.department_id:
-        if department_tokens_today(limits.department_id, now=now) >= limits.daily_tokens:
-            retry_at = _next_midnight(now)
-            raise RateLimited("quota", _retry(retry_at, now), limits.daily_tokens, retry_at)
+    quota_used = (
+        limits.daily_tokens
+        and limits.department_id
+        and department_tokens_today(limits.department_id, now=now) >= limits.daily_tokens
+    )
+    if quota_used:
+        retry_at = _next_midnight(now)
+        raise RateLimited("quota", _retry(retry_at, now), limits.daily_tokens, retry_at)
     if limits.requests_per_minute:
         count, end = counter_hit(f"chat:user:{user.pk}", window_seconds=60, now=now)
         if count > limits.requests_per_minute:

@@ -1,8 +1,7 @@
 """Per-user requests per minute and per-department daily token quotas, on the chat page; the
 counters themselves; usage charged to the right department."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -42,8 +41,8 @@ def test_chat_page_refuses_when_the_department_quota_is_used(kb_corpus, people, 
     client.force_login(people["credit_employee"])
     response = client.post("/chat/ask/", {"assistant": company_assistant.pk, "question": QUESTION})
     assert response.status_code == 429
-    (kind, data), = sse_events(response)
-    assert "daily quota of 500 tokens" in data["message"] and "at 00:00" in data["message"]
+    ((kind, data),) = sse_events(response)
+    assert kind == "error" and "daily quota of 500 tokens" in data["message"] and "at 00:00" in data["message"]
     assert not Message.objects.exists()
     # HR is another department: not refused.
     hr = Client()
@@ -65,7 +64,7 @@ def test_department_override_beats_the_default_and_is_audited(people, credit, se
     department_quota_set(actor=people["superuser"], department=credit, daily_tokens=0, user_requests_per_minute=2)
     assert AuditEntry.objects.filter(action="edit", details__user_requests_per_minute=2).exists()
     user = people["credit_employee"]
-    now = datetime(2026, 1, 1, 12, 0, 10, tzinfo=dt_timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
     chat_request_admit(user=user, now=now)
     chat_request_admit(user=user, now=now)
     with pytest.raises(RateLimited) as info:
@@ -83,7 +82,7 @@ def test_department_override_beats_the_default_and_is_audited(people, credit, se
 
 
 def test_counters_are_per_window_and_pruned(db):
-    t = datetime(2026, 1, 1, 8, 0, 0, tzinfo=dt_timezone.utc)
+    t = datetime(2026, 1, 1, 8, 0, 0, tzinfo=UTC)
     assert counter_hit("k", window_seconds=60, now=t) == (1, t + timedelta(minutes=1))
     assert counter_hit("k", window_seconds=60, now=t + timedelta(seconds=59))[0] == 2
     assert counter_hit("k", window_seconds=60, now=t + timedelta(seconds=60))[0] == 1

@@ -6,12 +6,11 @@ a real HTTP server started here that speaks the OpenAI streaming protocol.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import http.client
 from urllib.parse import urlsplit
 
 import openai
@@ -269,7 +268,7 @@ class FakeModelServer:
 
                 try:
                     send({"reasoning_content": "The sources say the committee approves. "})
-                    words = "Loan applications above one million yuan need approval by the credit committee [1]. ".split(" ")
+                    words = ["Loan", "applications", "above", "one", "million", "yuan", "need", "approval", "by", "the", "credit", "committee", "[1].", ""]
                     for i in range(outer.pieces):
                         send({"content": " ".join(words) if i == 0 else " The credit committee approves large loans [1]."})
                         time.sleep(outer.delay)
