@@ -11,13 +11,15 @@ from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from rest_framework.authtoken.models import TokenProxy
+
+from django.utils.translation import gettext_lazy as _
 
 from core.audit import client_ip
 
 from . import services
-from .models import Department, Membership, User
+from .models import ApiKey, Department, Membership, User
 from .policy import department_policy
+from .services import api_key_revoke
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -99,4 +101,21 @@ class GroupAdmin(ReadOnlyAdmin, BaseGroupAdmin):
     pass
 
 
-admin.site.unregister(TokenProxy)
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created by their owners (profile page, API); here they can only be seen and revoked."""
+
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["prefix", "name", "user__username"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Revoke the selected API keys"))
+    def revoke(self, request, queryset):
+        for api_key in queryset:
+            api_key_revoke(actor=request.user, api_key=api_key, ip=request.META.get("REMOTE_ADDR"))

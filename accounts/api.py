@@ -1,14 +1,29 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import ValidationError
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.audit import client_ip
 
-from . import services
-from .models import Department
-from .policy import department_policy, membership_policy, user_policy
-from .serializers import DepartmentSerializer, MembershipRoleSerializer, MembershipSerializer, MeSerializer, UserSerializer
+from . import limits, services
+from .models import ApiKey, Department
+from .policy import api_key_policy, department_policy, membership_policy, user_policy
+from .serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeyObtainSerializer,
+    ApiKeySerializer,
+    DepartmentSerializer,
+    MembershipRoleSerializer,
+    MembershipSerializer,
+    MeSerializer,
+    UserSerializer,
+)
 from .viewsets import PolicyModelViewSet, PolicyReadOnlyViewSet
 
 
@@ -119,3 +134,75 @@ class UserViewSet(PolicyReadOnlyViewSet):
     def refine_queryset(self, queryset):
         return queryset.order_by("username")
 
+
+
+def _created_key_response(api_key: ApiKey, key: str, status_code: int) -> Response:
+    data = ApiKeyCreatedSerializer(api_key).data
+    data["token"] = key
+    return Response(data, status=status_code)
+
+
+class ApiKeyObtainView(APIView):
+    """Exchange a username and password for a new API key (rate-limited per IP and username)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=ApiKeyObtainSerializer,
+        responses={
+            200: ApiKeyCreatedSerializer,
+            400: OpenApiResponse(description="Wrong username or password"),
+            429: OpenApiResponse(description="Too many failed attempts; see the Retry-After header"),
+        },
+        summary="Create an API key from a username and password",
+        description="Every call creates a new key, valid for the REST API and /v1 until revoked. "
+        "Send it as `Authorization: Bearer <key>` (or `Token <key>`). It is shown only in this response.",
+        auth=[],
+    )
+    def post(self, request):
+        serializer = ApiKeyObtainSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"]
+        ip = client_ip(request)
+        try:
+            limits.login_guard(ip=ip, username=username)
+        except limits.RateLimited as refusal:
+            raise Throttled(wait=refusal.retry_after, detail=refusal.message) from None
+        user = authenticate(request, username=username, password=serializer.validated_data["password"])
+        if user is None:  # the failure is counted by the user_login_failed signal
+            raise ValidationError({"non_field_errors": [_("Unable to log in with provided credentials.")]})
+        try:
+            api_key, key = services.api_key_create(user=user, name=serializer.validated_data.get("name", ""), ip=ip)
+        except DjangoValidationError as exc:
+            raise _django_errors(exc) from exc
+        return _created_key_response(api_key, key, status.HTTP_200_OK)
+
+
+class ApiKeyViewSet(PolicyModelViewSet):
+    """Your API keys: list them (prefix only), create one (the key is shown once), revoke one."""
+
+    policy = api_key_policy
+    serializer_class = ApiKeySerializer
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def refine_queryset(self, queryset):
+        return queryset.order_by("-created_at", "-pk")
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            api_key, key = services.api_key_create(
+                user=request.user, name=serializer.validated_data.get("name", ""), ip=client_ip(request)
+            )
+        except DjangoValidationError as exc:
+            raise _django_errors(exc) from exc
+        return _created_key_response(api_key, key, status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Revoke an API key", responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        api_key = self.get_object()
+        services.api_key_revoke(actor=request.user, api_key=api_key, ip=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

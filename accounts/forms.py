@@ -69,3 +69,18 @@ class MembershipForm(forms.Form):
             self.fields["user"].queryset = users
         if departments is not None:
             self.fields["department"].queryset = departments
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name"), max_length=100, required=False, help_text=_("What the key is for, e.g. “reporting script”.")
+    )
+
+
+class QuotaForm(forms.Form):
+    """A department's chat limits: empty means the default from settings, 0 means unlimited."""
+
+    daily_tokens = forms.IntegerField(label=_("Daily token quota"), min_value=0, max_value=10**12, required=False)
+    user_requests_per_minute = forms.IntegerField(
+        label=_("Requests per minute per user"), min_value=0, max_value=100000, required=False
+    )

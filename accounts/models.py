@@ -80,3 +80,89 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.department} · {self.get_role_display()}"
+
+
+class ApiKey(models.Model):
+    """A personal key for the REST API and the OpenAI-compatible /v1 endpoint.
+
+    Only a SHA-256 digest of the key is stored (keys carry 256 random bits, so a fast unsalted
+    hash is as safe as a slow one and lets every request look its key up by an index); the
+    plain key is shown once, when it is created, and afterwards only its prefix.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    prefix = models.CharField(_("prefix"), max_length=16, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class RateLimitCounter(models.Model):
+    """Hits of one limit key (`chat:user:7`, `login:ip:10.0.0.1`, …) in one fixed time window.
+    Counted in the database so every web process and worker shares it (no Redis needed)."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="rate_limit_one_row_per_window")]
+
+
+class DepartmentQuota(models.Model):
+    """A department's own chat limits; a field left empty falls back to the settings default."""
+
+    department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="quota")
+    daily_tokens = models.PositiveBigIntegerField(
+        _("daily token quota"), null=True, blank=True, help_text=_("Empty: the default; 0: unlimited.")
+    )
+    user_requests_per_minute = models.PositiveIntegerField(
+        _("requests per minute per user"), null=True, blank=True, help_text=_("Empty: the default; 0: unlimited.")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("department quota")
+        verbose_name_plural = _("department quotas")
+
+    def __str__(self) -> str:
+        return str(self.department)
+
+
+class UsageDay(models.Model):
+    """Chat usage of one user, charged to one department (none for users without one), on one day."""
+
+    day = models.DateField()
+    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    latency_ms = models.PositiveBigIntegerField(default=0)  # the sum: mean = latency_ms / requests
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user", "department"], nulls_distinct=False, name="usage_one_row_per_user_department_day"
+            )
+        ]
+        indexes = [models.Index(fields=["department", "day"])]
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

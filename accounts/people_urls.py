@@ -10,4 +10,6 @@ urlpatterns = [
     path("users/new/", views.user_create, name="user_create"),
     path("memberships/", views.membership_set, name="membership_set"),
     path("memberships/<int:pk>/delete/", views.membership_delete, name="membership_delete"),
+    path("usage/", views.usage, name="usage"),
+    path("usage/departments/<int:department_id>/limits/", views.quota_set, name="quota_set"),
 ]

@@ -24,7 +24,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
-from .models import Department, Membership, Role, User
+from .models import ApiKey, Department, Membership, Role, User
 
 M = TypeVar("M", bound=models.Model)
 
@@ -212,6 +212,26 @@ class UserPolicy(PermissionPolicy[User]):
         return User.objects.filter(Q(pk=user.pk) | Q(pk__in=managed))
 
 
+class ApiKeyPolicy(PermissionPolicy[ApiKey]):
+    """A user sees and revokes their own API keys; superusers (Django admin) any."""
+
+    model = ApiKey
+    actions = frozenset({"view", "add", "delete"})
+
+    def user_has_permission(self, user: Any, action: str) -> bool:
+        self._check_action(action)
+        if action == "add":
+            return is_active_user(user)
+        return super().user_has_permission(user, action)
+
+    def instances_user_has_permission_for(self, user: Any, action: str) -> QuerySet[ApiKey]:
+        self._check_action(action)
+        if not is_active_user(user):
+            return ApiKey.objects.none()
+        return ApiKey.objects.filter(user=user)
+
+
 department_policy = DepartmentPolicy()
+api_key_policy = ApiKeyPolicy()
 membership_policy = MembershipPolicy()
 user_policy = UserPolicy()

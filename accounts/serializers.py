@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Department, Membership, Role, User
+from .models import ApiKey, Department, Membership, Role, User
 from .selectors import navigation_for
 
 
@@ -58,3 +58,30 @@ class MeSerializer(serializers.ModelSerializer):
     @extend_schema_field(NavigationSerializer)
     def get_navigation(self, user):
         return NavigationSerializer(navigation_for(user=user)).data
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "active"]
+        read_only_fields = fields
+
+
+class ApiKeyObtainSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, write_only=True)
+    password = serializers.CharField(max_length=4096, write_only=True, style={"input_type": "password"}, trim_whitespace=False)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, write_only=True)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    token = serializers.CharField(read_only=True, help_text="The API key. Shown only in this response; store it now.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ["token", *ApiKeySerializer.Meta.fields]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)

@@ -1,18 +1,21 @@
 """Every write on users, departments and memberships. Each authorizes through the policy and
 writes an audit entry."""
 
+import hashlib
+import secrets
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from guardian.models import GroupObjectPermission, UserObjectPermission
-from rest_framework.authtoken.models import Token
 
 from core.audit import AuditAction, audit_log
 
-from .models import Department, Membership, Role, User
+from .models import ApiKey, Department, DepartmentQuota, Membership, Role, User
 from .policy import department_policy, membership_policy, user_policy
 
 
@@ -164,7 +167,69 @@ def membership_delete(*, actor: Any, membership: Membership, ip: str | None = No
     membership.delete()
 
 
+API_KEY_PREFIX = "dsk-"
+
+
+def api_key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @transaction.atomic
-def api_token_regenerate(*, user: User) -> Token:
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+def api_key_create(*, user: User, name: str = "", ip: str | None = None) -> tuple[ApiKey, str]:
+    """A new key for `user`: returns the row and the plain key, which is never stored."""
+    # Lock the user row so two concurrent creations cannot both pass the limit.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    active = ApiKey.objects.filter(user=user, revoked_at__isnull=True).count()
+    if active >= settings.API_KEYS_PER_USER:
+        raise ValidationError(
+            {"name": _("You already have %(n)d active API keys. Revoke one first.") % {"n": active}}
+        )
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(user=user, name=name.strip()[:100], prefix=key[:12], digest=api_key_digest(key))
+    audit_log(actor=user, action=AuditAction.CREATE, obj=api_key, ip=ip, prefix=api_key.prefix, name=api_key.name)
+    return api_key, key
+
+
+@transaction.atomic
+def api_key_revoke(*, actor: Any, api_key: ApiKey, ip: str | None = None) -> ApiKey:
+    """Revoke a key at once. Only its owner (or a superuser) may; revoking twice changes nothing."""
+    if not (actor.pk == api_key.user_id or actor.is_superuser):
+        raise PermissionDenied
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_log(
+            actor=actor, action=AuditAction.PERMISSION_CHANGE, obj=api_key, ip=ip,
+            event="api_key_revoked", prefix=api_key.prefix, user=api_key.user.username,
+        )
+    return api_key
+
+
+@transaction.atomic
+def department_quota_set(
+    *,
+    actor: Any,
+    department: Department,
+    daily_tokens: int | None,
+    user_requests_per_minute: int | None,
+    ip: str | None = None,
+) -> DepartmentQuota:
+    """Set a department's chat limits (None: the settings default; 0: unlimited). Company admins only."""
+    from .policy import is_company_admin
+
+    if not is_company_admin(actor):
+        raise PermissionDenied
+    for field, value in (("daily_tokens", daily_tokens), ("user_requests_per_minute", user_requests_per_minute)):
+        if value is not None and (not isinstance(value, int) or value < 0 or value > 10**12):
+            raise ValidationError({field: _("Enter a whole number from 0 upwards, or leave it empty.")})
+    quota, _created = DepartmentQuota.objects.select_for_update().get_or_create(department=department)
+    previous = {"daily_tokens": quota.daily_tokens, "user_requests_per_minute": quota.user_requests_per_minute}
+    quota.daily_tokens = daily_tokens
+    quota.user_requests_per_minute = user_requests_per_minute
+    quota.save()
+    audit_log(
+        actor=actor, action=AuditAction.EDIT, obj=quota, department=department, ip=ip,
+        daily_tokens=daily_tokens, user_requests_per_minute=user_requests_per_minute, previous=previous,
+    )
+    return quota

@@ -11,5 +11,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("profile/", views.profile, name="profile"),
-    path("profile/token/", views.token_regenerate, name="token_regenerate"),
+    path("profile/keys/", views.api_key_create, name="api_key_create"),
+    path("profile/keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]

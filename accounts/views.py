@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
@@ -7,19 +8,33 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.views import i18n
 from django.views.decorators.http import require_POST
-from rest_framework.authtoken.models import Token
 
 from core.audit import client_ip
 
-from . import selectors, services
-from .forms import DepartmentForm, LoginForm, MembershipForm, UserCreateForm
-from .policy import department_policy, membership_policy, user_policy
+from . import limits, selectors, services
+from .forms import ApiKeyForm, DepartmentForm, LoginForm, MembershipForm, QuotaForm, UserCreateForm
+from .policy import api_key_policy, department_policy, is_company_admin, membership_policy, user_policy
 
 
 class LoginView(auth_views.LoginView):
+    """The sign-in form, refused for a while after too many failures from one IP or for one username."""
+
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "")
+        try:
+            limits.login_guard(ip=client_ip(request), username=username)
+        except limits.RateLimited as refusal:
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, refusal.message)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(refusal.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
@@ -35,24 +50,40 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 set_language = login_not_required(i18n.set_language)
 
 
+def _profile_context(request, **extra):
+    return {
+        "memberships": selectors.user_memberships(user=request.user),
+        "api_keys": selectors.api_key_list(user=request.user),
+        "api_key_form": ApiKeyForm(),
+        **extra,
+    }
+
+
 def profile(request):
-    token = Token.objects.filter(user=request.user).first()
-    return render(
-        request,
-        "accounts/profile.html",
-        {"memberships": selectors.user_memberships(user=request.user), "token": token},
-    )
+    return render(request, "accounts/profile.html", _profile_context(request))
 
 
 @require_POST
-def token_regenerate(request):
-    token = services.api_token_regenerate(user=request.user)
-    messages.success(request, _("A new API token was created. The previous one no longer works."))
-    return render(
-        request,
-        "accounts/profile.html",
-        {"memberships": selectors.user_memberships(user=request.user), "token": token, "token_fresh": True},
-    )
+def api_key_create(request):
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            api_key, key = services.api_key_create(user=request.user, name=form.cleaned_data["name"], ip=client_ip(request))
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("A new API key was created. Copy it now: it will not be shown again."))
+            # Rendered, not redirected: the plain key must never travel in a URL or the session.
+            return render(request, "accounts/profile.html", _profile_context(request, new_key=key, new_api_key=api_key))
+    return render(request, "accounts/profile.html", _profile_context(request, api_key_form=form), status=400)
+
+
+@require_POST
+def api_key_revoke(request, pk):
+    api_key = api_key_policy.instance_for_user(request.user, "delete", pk)
+    services.api_key_revoke(actor=request.user, api_key=api_key, ip=client_ip(request))
+    messages.success(request, _("The API key %(prefix)s… was revoked.") % {"prefix": api_key.prefix})
+    return redirect("accounts:profile")
 
 
 def _require_people_admin(request):
@@ -143,3 +174,41 @@ def membership_delete(request, pk):
         return render(request, "accounts/_empty.html")
     messages.success(request, _("The membership was removed."))
     return redirect("people:index")
+
+
+USAGE_DAYS = (7, 14, 30, 90)
+
+
+def usage(request):
+    """Chat usage by department and day (a chart and a table) and each department's limits."""
+    if not is_company_admin(request.user):
+        raise PermissionDenied
+    try:
+        days = int(request.GET.get("days", 14))
+    except ValueError:
+        days = 14
+    days = days if days in USAGE_DAYS else 14
+    report = selectors.usage_report(user=request.user, days=days)
+    return render(request, "accounts/usage.html", {
+        **report,
+        "days": days,
+        "day_choices": USAGE_DAYS,
+        "default_daily_tokens": settings.CHAT_DEPARTMENT_DAILY_TOKENS,
+        "default_rpm": settings.CHAT_USER_REQUESTS_PER_MINUTE,
+        "quota_form": QuotaForm(),
+    })
+
+
+@require_POST
+def quota_set(request, department_id):
+    if not is_company_admin(request.user):
+        raise PermissionDenied
+    department = department_policy.instance_for_user(request.user, "view", department_id)
+    form = QuotaForm(request.POST)
+    if form.is_valid():
+        services.department_quota_set(actor=request.user, department=department, ip=client_ip(request), **form.cleaned_data)
+        messages.success(request, _("The limits of %(department)s were saved.") % {"department": department.display_name})
+    else:
+        errors = "; ".join(str(e) for field_errors in form.errors.values() for e in field_errors)
+        messages.error(request, _("The limits were not saved: %(errors)s") % {"errors": errors})
+    return redirect("people:usage")

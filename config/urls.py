@@ -36,4 +36,6 @@ urlpatterns = [
     path("i18n/setlang/", account_views.set_language, name="set_language"),
     path("django-admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    # OpenAI-compatible chat completions and models, for OpenAI clients (base_url …/v1).
+    path("v1/", include("chat.openai_urls")),
 ]

@@ -1,8 +1,8 @@
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import Department, Membership, Role
+from accounts.services import api_key_create
 from core.models import AuditEntry
 
 
@@ -98,6 +98,7 @@ def test_demo_tokens_are_refused_when_debug_is_off(settings, people, debug, expe
     demo = people["credit_employee"]
     demo.is_demo = True
     demo.save()
-    token = Token.objects.create(user=demo)
+    _, key = api_key_create(user=demo)
     settings.DEBUG = debug
-    assert APIClient().get("/api/me/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == expected
+    assert APIClient().get("/api/me/", HTTP_AUTHORIZATION=f"Token {key}").status_code == expected
+    assert APIClient().get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == expected

@@ -144,8 +144,9 @@ def test_not_found_page_is_translated_html(people, client_for):
     assert "Not found" in response.content.decode()
 
 
-def test_api_token_page_shows_the_new_token_once(people, client_for):
+def test_api_key_page_shows_the_new_key_once(people, client_for):
     client = client_for(people["credit_employee"])
-    response = client.post("/accounts/profile/token/")
-    token = re.search(r'data-testid="api-token">(\w+)<', response.content.decode()).group(1)
-    assert token not in client.get("/accounts/profile/").content.decode()
+    response = client.post("/accounts/profile/keys/", {"name": "script"})
+    token = re.search(r'data-testid="api-key">([\w-]+)<', response.content.decode()).group(1)
+    page = client.get("/accounts/profile/").content.decode()
+    assert token not in page and token[:12] in page

@@ -1,0 +1,122 @@
+"""The extractive backend: no model. The answer is the best-matching sentence(s) of the retrieved
+passages, each with its citation marker, labelled extractive by the caller.
+
+A sentence's score is the IDF-weighted share of the question's terms it contains (BM25 terms,
+IDF from the live index), times its passage's retrieval score relative to the best passage, with
+a little credit for terms in the neighbouring sentence (answers often sit next to the sentence
+that repeats the question). Tuned on dev splits only (see README).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import connection
+
+from retrieval.tokenize import tokenize
+
+from .text import Sentence, sentences
+
+DEFAULTS = {"passages": 3, "score_power": 2.0, "neighbour_weight": 0.25, "max_sentences": 1, "second_ratio": 0.9}
+
+
+@dataclass
+class Passage:
+    marker: int
+    text: str
+    score: float
+
+
+@dataclass
+class Pick:
+    marker: int
+    sentence: Sentence
+    score: float
+
+
+def term_idf(terms: list[str]) -> dict[str, float]:
+    """BM25 IDF of each term over the searchable chunks (unknown terms get the highest IDF)."""
+    terms = sorted(set(terms))
+    if not terms:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_count FROM retrieval_bm25statistics WHERE id = 1")
+        row = cursor.fetchone()
+        n = int(row[0]) if row and row[0] else 1
+        cursor.execute("SELECT term, df FROM retrieval_bm25term WHERE term = ANY(%s::text[])", [terms])
+        df = dict(cursor.fetchall())
+    return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
+
+
+def pick_sentences(question: str, passages: list[Passage], *, idf: dict[str, float] | None = None,
+                   params: dict | None = None) -> list[Pick]:
+    cfg = {**DEFAULTS, **(params or {})}
+    q_terms = set(tokenize(question))
+    if not q_terms or not passages:
+        return []
+    idf = idf if idf is not None else term_idf(list(q_terms))
+    total = sum(idf.get(t, 1.0) for t in q_terms) or 1.0
+    best_passage = max(p.score for p in passages) or 1.0
+    picks: list[Pick] = []
+    for passage in passages[: int(cfg["passages"])]:
+        sents = sentences(passage.text)
+        weights = []
+        for s in sents:
+            terms = set(tokenize(s.text))
+            weights.append(sum(idf.get(t, 1.0) for t in q_terms & terms) / total)
+        relative = max(passage.score, 0.0) / best_passage
+        for i, s in enumerate(sents):
+            neighbour = max(weights[i - 1] if i else 0.0, weights[i + 1] if i + 1 < len(weights) else 0.0)
+            score = (weights[i] + cfg["neighbour_weight"] * neighbour) * relative ** cfg["score_power"]
+            picks.append(Pick(passage.marker, s, score))
+    picks.sort(key=lambda p: (-p.score, p.marker, p.sentence.start))
+    if not picks or picks[0].score <= 0:
+        return []
+    chosen = [picks[0]]
+    for p in picks[1:]:
+        if len(chosen) >= int(cfg["max_sentences"]):
+            break
+        if p.score >= cfg["second_ratio"] * picks[0].score and p.sentence.text != chosen[0].sentence.text:
+            chosen.append(p)
+    return chosen
+
+
+def compose(picks: list[Pick]) -> str:
+    """Sentences in passage order, each followed by its marker."""
+    parts = []
+    for p in sorted(picks, key=lambda p: (p.marker, p.sentence.start)):
+        text = p.sentence.text
+        parts.append(f"{text}[{p.marker}]" if _is_cjk_text(text) else f"{text} [{p.marker}]")
+    joiner = "" if parts and all(_is_cjk_text(p) for p in parts) else " "
+    return joiner.join(parts)
+
+
+def _is_cjk_text(text: str) -> bool:
+    from retrieval.tokenize import is_cjk
+
+    return is_cjk(text)
+
+
+class ExtractiveBackend:
+    """Not a model: `answer()` takes the numbered passages instead of a prompt."""
+
+    name = "extractive"
+    extractive = True
+    context_window = 1 << 30
+
+    def __init__(self, params: dict | None = None) -> None:
+        self.params = params or {}
+
+    def count_tokens(self, text: str) -> int:
+        return 0
+
+    def answer(self, question: str, passages: list[Passage]) -> str:
+        return compose(pick_sentences(question, passages, params=self.params))
+
+    def stream_answer(self, question: str, passages: list[Passage]) -> Iterator[str]:
+        text = self.answer(question, passages)
+        step = 16
+        for i in range(0, len(text), step):
+            yield text[i : i + step]
