@@ -9,7 +9,6 @@ from .policy import (
     department_policy,
     departments_for,
     is_active_user,
-    is_admin,
     is_company_admin,
     membership_policy,
     user_has_capability_anywhere,
@@ -27,13 +26,19 @@ class Navigation:
     django_admin: bool = False
 
 
+def _may_use_training(user: Any) -> bool:
+    from training.policy import user_may_use_training  # training depends on accounts, not the reverse
+
+    return user_may_use_training(user)
+
+
 def navigation_for(*, user: Any) -> Navigation:
     if not is_active_user(user):
         return Navigation()
     return Navigation(
         knowledge=user_has_capability_anywhere(user, Capability.VIEW_KNOWLEDGE),
         chat=True,
-        training=is_admin(user),
+        training=_may_use_training(user),
         compliance=user_has_capability_anywhere(user, Capability.REVIEW_KNOWLEDGE),
         admin=user_has_capability_anywhere(user, Capability.MANAGE_MEMBERS),
         django_admin=bool(user.is_superuser),

@@ -1,0 +1,3 @@
+"""Training models: datasets (datasets.py) and jobs, checkpoints, model versions (jobs.py)."""
+
+from .datasets import *  # noqa: F401,F403
