@@ -79,3 +79,79 @@ def dataset_version_create(
         rows=len(rows), content_sha256=content_sha256,
     )
     return version, True
+
+
+class DatasetUploadInvalid(Exception):
+    """The file has errors: nothing was imported. `result.errors` lists them per row."""
+
+    def __init__(self, result):
+        super().__init__(f"{len(result.errors)} error(s)")
+        self.result = result
+
+
+def dataset_upload(
+    *,
+    actor: Any,
+    file_name: str,
+    data: bytes,
+    fmt: str = "auto",
+    dataset: Dataset | None = None,
+    department: Department | None = None,
+    name: str = "",
+    description: str = "",
+    ip: str | None = None,
+) -> DatasetVersion:
+    """Validate the whole file first; then, in one transaction, create the dataset (when none is
+    given) and its new version. Raises DatasetUploadInvalid with every row error otherwise."""
+    from .datasets.formats import parse_upload
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    result = parse_upload(file_name, data, fmt)
+    if result.errors:
+        raise DatasetUploadInvalid(result)
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or file_name, description=description, ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=result.payloads, origin="upload",
+            report={"file_name": file_name[:255], "format": result.format, "rows": len(result.payloads)},
+            note=file_name[:500], ip=ip,
+        )
+    return version
+
+
+class DatasetOperationError(Exception):
+    """A cleaning/augmentation/generation request that cannot run: the message is shown as is."""
+
+
+def version_payloads(version: DatasetVersion) -> list[dict]:
+    return [row.payload() for row in version.rows.order_by("index")]
+
+
+def dataset_clean(*, actor: Any, version: DatasetVersion, options, ip: str | None = None) -> tuple[DatasetVersion, bool]:
+    """A new version: `version`'s rows after the chosen cleaning steps, with the report of each."""
+    from django.utils.translation import gettext as _
+
+    from .datasets.cleaning import clean
+    from .datasets.tokenizer import TokenizerUnavailable, load_tokenizer
+
+    dataset = version.dataset
+    _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    tokenizer = None
+    if options.min_answer_tokens or options.max_tokens:
+        try:
+            tokenizer = load_tokenizer()
+        except TokenizerUnavailable as exc:
+            raise DatasetOperationError(str(exc)) from exc
+    cleaned, steps = clean(version_payloads(version), options, tokenizer)
+    if not cleaned:
+        raise DatasetOperationError(_("Cleaning would remove every row; nothing was saved."))
+    return dataset_version_create(
+        actor=actor, dataset=dataset, payloads=cleaned, origin="clean", parent=version,
+        report={"source_version": version.number, "steps": steps,
+                "tokenizer": str(getattr(tokenizer, "name_or_path", "")) if tokenizer else ""},
+        note=_("cleaned from v%(number)s") % {"number": version.number}, ip=ip,
+    )
