@@ -34,6 +34,11 @@ class Dataset(models.Model):
         "DatasetVersion", verbose_name=_("latest version"), null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Knowledge bases whose text is in some version's rows (from the knowledge base or chat
+    # feedback): only users who may read all of them see the dataset (training.policy).
+    source_knowledge_bases = models.ManyToManyField(
+        "knowledge.KnowledgeBase", verbose_name=_("source knowledge bases"), blank=True, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.PROTECT, related_name="+"
     )
