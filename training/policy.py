@@ -3,6 +3,9 @@
 - Superusers, company admins and ML engineers (the global permission `training.use_training`)
   see and edit the training objects of every department.
 - A department's admins (Role.ADMIN membership) see and edit their department's datasets.
+- A dataset whose rows hold knowledge text (generated from the knowledge base, or from chat
+  feedback with its retrieved context) is seen only by those who may also read every one of its
+  source knowledge bases: training access never widens knowledge access.
 - Everyone else sees nothing (missing and forbidden both answer 404).
 
 Jobs and model versions should scope by the same `training_departments(user)`.
@@ -56,9 +59,14 @@ class DatasetPolicy(PermissionPolicy[Dataset]):
         self._check_action(action)
         if not is_active_user(user):
             return Dataset.objects.none()
-        if has_global_training(user):
-            return Dataset.objects.all()
-        return Dataset.objects.filter(department__in=training_departments(user))
+        from knowledge.models import KnowledgeBase
+        from knowledge.policy import knowledge_base_policy
+
+        datasets = Dataset.objects.all() if has_global_training(user) else Dataset.objects.filter(
+            department__in=training_departments(user)
+        )
+        unreadable = KnowledgeBase.objects.exclude(pk__in=knowledge_base_policy.instances_user_has_permission_for(user, "view"))
+        return datasets.exclude(source_knowledge_bases__in=unreadable)
 
 
 class DatasetVersionPolicy(PermissionPolicy[DatasetVersion]):

@@ -51,6 +51,7 @@ def dataset_version_create(
     parent: DatasetVersion | None = None,
     report: dict | None = None,
     note: str = "",
+    knowledge_base_ids: list[int] | tuple[int, ...] = (),
     ip: str | None = None,
 ) -> tuple[DatasetVersion, bool]:
     """Add a version holding exactly `payloads`; returns (version, created). Content equal to
@@ -73,6 +74,8 @@ def dataset_version_create(
     )
     dataset.latest_version = version
     dataset.save(update_fields=["latest_version", "updated_at"])
+    if knowledge_base_ids:
+        dataset.source_knowledge_bases.add(*knowledge_base_ids)
     audit_log(
         actor=actor, action=AuditAction.EDIT if number > 1 else AuditAction.CREATE, obj=version,
         department=dataset.department, ip=ip, dataset=dataset.pk, number=number, origin=origin,
@@ -155,3 +158,94 @@ def dataset_clean(*, actor: Any, version: DatasetVersion, options, ip: str | Non
                 "tokenizer": str(getattr(tokenizer, "name_or_path", "")) if tokenizer else ""},
         note=_("cleaned from v%(number)s") % {"number": version.number}, ip=ip,
     )
+
+
+def knowledge_versions_for(*, actor: Any, knowledge_base_ids=None, since=None):
+    """The live versions of published documents that `actor` may read (knowledge.policy), optionally
+    of some knowledge bases only, and optionally only those changed (created or published) since `since`."""
+    from django.db.models import Q
+
+    from core.audit import AuditAction
+    from core.models import AuditEntry
+    from knowledge.models import DocumentState, DocumentVersion
+    from knowledge.policy import document_policy, version_policy
+
+    documents = document_policy.instances_user_has_permission_for(actor, "view").filter(
+        live_version__isnull=False
+    ).exclude(state=DocumentState.ARCHIVED)
+    if knowledge_base_ids:
+        documents = documents.filter(knowledge_base_id__in=knowledge_base_ids)
+    versions = version_policy.instances_user_has_permission_for(actor, "view").filter(
+        pk__in=documents.values("live_version_id")
+    )
+    if since is not None:
+        published = AuditEntry.objects.filter(action=AuditAction.PUBLISH, created_at__gte=since).values("version_id")
+        versions = versions.filter(Q(created_at__gte=since) | Q(pk__in=published))
+    return DocumentVersion.objects.filter(pk__in=versions.values("pk")).select_related(
+        "document__knowledge_base"
+    ).order_by("document__knowledge_base_id", "document_id")
+
+
+def dataset_from_knowledge(
+    *,
+    actor: Any,
+    dataset: Dataset | None = None,
+    department: Department | None = None,
+    name: str = "",
+    knowledge_base_ids=None,
+    since=None,
+    use_model: bool = True,
+    backend=None,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """QA pairs from the published knowledge `actor` may read, one row per pair with the id of its
+    source version; a new version of `dataset` (or of a new dataset in `department`). With `since`
+    this is the incremental builder: only documents changed since then."""
+    from django.utils.translation import gettext as _
+
+    from knowledge.pipeline import version_text
+
+    from .datasets.endpoint import EndpointMisconfigured, configured_backend
+    from .datasets.kb_qa import document_pairs
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    if use_model and backend is None:
+        try:
+            backend = configured_backend()
+        except EndpointMisconfigured as exc:
+            raise DatasetOperationError(str(exc)) from exc
+    payloads, documents, kb_ids = [], [], set()
+    for version in knowledge_versions_for(actor=actor, knowledge_base_ids=knowledge_base_ids, since=since):
+        document = version.document
+        pairs, how = document_pairs(version_text(version), document.title, backend if use_model else None)
+        documents.append({"document": document.pk, "title": document.title, "version": version.pk,
+                          "number": version.number, "pairs": len(pairs), "how": how})
+        if pairs:
+            kb_ids.add(document.knowledge_base_id)
+        for pair in pairs:
+            payloads.append({
+                "messages": [{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
+                "method": pair.method, "source_version_ids": [version.pk],
+                "meta": {"document_id": document.pk, "title": document.title},
+            })
+    if not payloads:
+        raise DatasetOperationError(
+            _("No question-answer pairs: no published document you may read matched (or none had usable text).")
+        )
+    origin = "incremental" if since is not None else "knowledge"
+    report = {
+        "documents": documents, "since": since.isoformat() if since else None,
+        "backend": getattr(backend, "name", "") if use_model and backend is not None else "",
+        "knowledge_bases": sorted(kb_ids),
+    }
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or _("Knowledge QA"), ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=payloads, origin=origin, report=report,
+            knowledge_base_ids=sorted(kb_ids), ip=ip,
+        )
+    return version
