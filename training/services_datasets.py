@@ -249,3 +249,38 @@ def dataset_from_knowledge(
             knowledge_base_ids=sorted(kb_ids), ip=ip,
         )
     return version
+
+
+def dataset_from_feedback(
+    *,
+    actor: Any,
+    records: list[dict],
+    dataset: Dataset | None = None,
+    department: Department | None = None,
+    name: str = "",
+    include_thumbs_up: bool = False,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """A version from chat feedback in the shape documented in training.datasets.feedback. The caller
+    passes only feedback the actor may see (the chat's selector); the knowledge bases of the context
+    chunks are recorded, so the dataset stays hidden from whoever cannot read them."""
+    from django.utils.translation import gettext as _
+
+    from .datasets.feedback import convert_feedback
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    converted = convert_feedback(records, include_thumbs_up=include_thumbs_up)
+    if not converted.payloads:
+        raise DatasetOperationError(_("No feedback could become a training example."))
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or _("Chat feedback"), ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=converted.payloads, origin="feedback",
+            report={"sft": len(converted.sft), "preference": len(converted.preference), "skipped": converted.skipped},
+            knowledge_base_ids=sorted(converted.knowledge_base_ids), ip=ip,
+        )
+    return version
