@@ -284,3 +284,32 @@ def dataset_from_feedback(
             knowledge_base_ids=sorted(converted.knowledge_base_ids), ip=ip,
         )
     return version
+
+
+def dataset_augment(
+    *, actor: Any, version: DatasetVersion, method: str, copies: int = 1, seed: int = 0, backend=None,
+    ip: str | None = None,
+) -> tuple[DatasetVersion, bool]:
+    from django.utils.translation import gettext as _
+
+    from .datasets.augment import augment
+    from .datasets.endpoint import EndpointMisconfigured, configured_backend
+
+    _require(dataset_policy.user_has_permission_for_instance(actor, "change", version.dataset))
+    if method != "synonym" and backend is None:
+        try:
+            backend = configured_backend()
+        except EndpointMisconfigured as exc:
+            raise DatasetOperationError(str(exc)) from exc
+        if backend is None:
+            raise DatasetOperationError(
+                _("Paraphrase and back-translation need a model endpoint: set TRAINING_LLM_BACKEND. Synonym replacement works without one.")
+            )
+    payloads, report = augment(version_payloads(version), method=method, copies=copies, seed=seed, backend=backend)
+    if not report["added"]:
+        raise DatasetOperationError(_("Augmentation added no new rows; nothing was saved."))
+    report["source_version"] = version.number
+    return dataset_version_create(
+        actor=actor, dataset=version.dataset, payloads=payloads, origin="augment", parent=version, report=report,
+        note=_("augmented from v%(number)s") % {"number": version.number}, ip=ip,
+    )

@@ -1,8 +1,8 @@
 import pytest
 from django.utils import timezone
 
-from llm.base import BackendError, Completion
 from tests.factories import KnowledgeBaseFactory, document, published_document
+from tests.training.backends import ScriptedBackend
 from training.policy import dataset_policy
 from training.services_datasets import DatasetOperationError, dataset_from_knowledge
 
@@ -17,28 +17,6 @@ A: Your line manager.
 ## 截止时间
 每月 25 日前提交。
 """
-
-
-class ScriptedBackend:
-    """An llm.base.ChatBackend answering from a script (the model endpoint is another process)."""
-
-    name = "scripted"
-    context_window = 4096
-
-    def __init__(self, reply=None, error=None):
-        self.reply, self.error, self.calls = reply, error, []
-
-    def count_tokens(self, text):
-        return len(text)
-
-    def stream(self, messages, **kwargs):
-        yield from ()
-
-    def complete(self, messages, *, max_tokens=512, temperature=0.0):
-        self.calls.append(messages)
-        if self.error:
-            raise BackendError(self.error)
-        return Completion(text=self.reply)
 
 
 def _kbs(ml, credit, hr):
