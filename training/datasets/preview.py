@@ -65,11 +65,12 @@ def encode_row(tokenizer, messages: list[dict]) -> tuple[str, list[int], list[tu
     ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
     encoder = _external_encoder()
     if encoder is not None:
-        encoded = encoder(tokenizer, messages, None)
-        encoded_ids = list(encoded["input_ids"] if isinstance(encoded, dict) else encoded[0])
-        labels = list(encoded["labels"] if isinstance(encoded, dict) else encoded[1])
-        if encoded_ids == ids:
-            return text, ids, offsets, [label != -100 for label in labels]
+        try:
+            encoded = encoder(tokenizer, messages, len(ids) + 1)  # untruncated: the preview marks the cut itself
+        except ValueError:  # the encoder's TemplateError: fall back to the masks below
+            encoded = None
+        if encoded is not None and list(encoded["input_ids"]) == ids:
+            return text, ids, offsets, [label != -100 for label in encoded["labels"]]
     if _GENERATION.search(tokenizer.chat_template or ""):
         out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
         if list(out["input_ids"]) == ids and any(out["assistant_masks"]):
