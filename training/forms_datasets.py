@@ -72,11 +72,16 @@ class KnowledgeDatasetForm(forms.Form):
     )
     use_model = forms.BooleanField(label=_("Generate with the model endpoint when one is configured"), required=False, initial=True)
 
-    def __init__(self, *args, departments=None, knowledge_bases=None, **kwargs):
+    def __init__(self, *args, departments=None, knowledge_bases=None, model_versions=None, **kwargs):
         super().__init__(*args, **kwargs)
         if departments is not None:
             self.fields["department"].queryset = departments
         self.fields["knowledge_bases"].queryset = knowledge_bases
+        if model_versions is not None:
+            self.fields["since_model"] = forms.ModelChoiceField(
+                label=_("Or: only documents changed since this model version was trained"),
+                queryset=model_versions, required=False,
+            )
 
 
 class PreviewForm(forms.Form):

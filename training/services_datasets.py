@@ -160,6 +160,14 @@ def dataset_clean(*, actor: Any, version: DatasetVersion, options, ip: str | Non
     )
 
 
+def knowledge_cutoff_for_model(model_version) -> Any:
+    """When the knowledge a trained model version learned was snapshotted: the creation of its
+    training file (the dataset version), else of the model version itself."""
+    job = getattr(model_version, "job", None)
+    dataset_version = getattr(job, "dataset_version", None) if job is not None else None
+    return dataset_version.created_at if dataset_version is not None else model_version.created_at
+
+
 def knowledge_versions_for(*, actor: Any, knowledge_base_ids=None, since=None):
     """The live versions of published documents that `actor` may read (knowledge.policy), optionally
     of some knowledge bases only, and optionally only those changed (created or published) since `since`."""

@@ -263,6 +263,15 @@ def version_export(request, pk, number):
     return response
 
 
+def _trained_model_versions(user):
+    """The trained model versions `user` may see (the jobs engineer's registry), or None without one."""
+    try:
+        from .policy_jobs import model_version_policy
+    except ImportError:
+        return None
+    return model_version_policy.instances_user_has_permission_for(user, "view").exclude(kind="base")
+
+
 def knowledge_create(request):
     _require_training(request)
     from knowledge.policy import knowledge_base_policy
@@ -271,13 +280,17 @@ def knowledge_create(request):
         request.POST or None,
         departments=selectors.dataset_departments(user=request.user),
         knowledge_bases=knowledge_base_policy.instances_user_has_permission_for(request.user, "view").order_by("name"),
+        model_versions=_trained_model_versions(request.user),
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        since = data["since"]
+        if since is None and data.get("since_model") is not None:
+            since = services.knowledge_cutoff_for_model(data["since_model"])
         try:
             version = services.dataset_from_knowledge(
                 actor=request.user, department=data["department"], name=data["name"],
-                knowledge_base_ids=[kb.pk for kb in data["knowledge_bases"]] or None, since=data["since"],
+                knowledge_base_ids=[kb.pk for kb in data["knowledge_bases"]] or None, since=since,
                 use_model=data["use_model"], ip=client_ip(request),
             )
         except services.DatasetOperationError as exc:

@@ -86,3 +86,35 @@ def test_incremental_builder_takes_documents_changed_since(ml, credit, hr):
     with pytest.raises(DatasetOperationError, match="No question-answer pairs"):
         dataset_from_knowledge(actor=ml["credit_admin"], dataset=version.dataset, since=later, use_model=False)
     assert version.dataset.versions.count() == 1
+
+
+def test_cutoff_for_a_model_version_is_its_training_file():
+    from datetime import datetime, timezone as tz
+    from types import SimpleNamespace
+
+    from training.services_datasets import knowledge_cutoff_for_model
+
+    trained = datetime(2026, 1, 1, tzinfo=tz.utc)
+    snapshot = datetime(2025, 12, 1, tzinfo=tz.utc)
+    with_job = SimpleNamespace(created_at=trained, job=SimpleNamespace(dataset_version=SimpleNamespace(created_at=snapshot)))
+    assert knowledge_cutoff_for_model(with_job) == snapshot
+    assert knowledge_cutoff_for_model(SimpleNamespace(created_at=trained, job=None)) == trained
+
+
+def test_knowledge_page_builds_a_dataset(ml, credit, hr):
+    from django.urls import reverse
+
+    from tests.conftest import login
+    from training.models import Dataset
+
+    credit_kb, hr_kb, _shared, _docs = _kbs(ml, credit, hr)
+    client = login(ml["credit_admin"])
+    page = client.get(reverse("training:datasets:knowledge"))
+    assert page.status_code == 200 and "HR KB" not in page.content.decode()  # not readable: not offered
+    response = client.post(reverse("training:datasets:knowledge"), {
+        "name": "Credit QA", "department": credit.pk, "knowledge_bases": [credit_kb.pk]})
+    dataset = Dataset.objects.get(name="Credit QA")
+    assert response.status_code == 302 and dataset.latest_version.row_count == 3
+    refused = client.post(reverse("training:datasets:knowledge"), {
+        "name": "Sneaky", "department": credit.pk, "knowledge_bases": [hr_kb.pk]})
+    assert refused.status_code == 400 and not Dataset.objects.filter(name="Sneaky").exists()

@@ -54,3 +54,17 @@ def test_histogram_against_max_length(tokenizer_dir):
     assert lengths[0] > lengths[1] > lengths[2] > 0
     hist = histogram(lengths, max_length=lengths[1], bins=4)
     assert hist["over"] == 1 and sum(hist["counts"]) == 3 and hist["total"] == 3
+
+
+def test_tokenizer_falls_back_to_the_demo_model(settings, tokenizer_dir, monkeypatch, tmp_path):
+    import training.finetune.demo_model as demo_model
+    from training.datasets.tokenizer import TokenizerUnavailable, tokenizer_path
+
+    settings.TRAINING_TOKENIZER_PATH = None
+    monkeypatch.setattr(demo_model, "demo_model_path", lambda: tokenizer_dir)
+    assert tokenizer_path() == tokenizer_dir and load_tokenizer().chat_template
+    monkeypatch.setattr(demo_model, "demo_model_path", lambda: tmp_path / "not-built")
+    import pytest
+
+    with pytest.raises(TokenizerUnavailable, match="create_demo_model"):
+        load_tokenizer()
