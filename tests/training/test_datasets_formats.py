@@ -92,3 +92,19 @@ def test_unusable_files():
     assert parse_upload("x.jsonl", b"\x00\x01binary").errors[0].reason == "The file is binary, not text."
     explicit = parse_upload("x.jsonl", jsonl({"question": "q", "answer": "a"}), fmt="alpaca")
     assert [e.field for e in explicit.errors] == ["instruction", "output"]
+
+
+def test_attacker_inputs_are_row_errors_not_crashes():
+    deep = "[" * 100000 + "]" * 100000
+    nul = json.dumps({"instruction": "a\u0000b", "output": "x"})
+    nul_msg = json.dumps({"messages": [{"role": "user", "content": "q\u0000"}, {"role": "assistant", "content": "a"}]})
+    html = json.dumps({"instruction": "<script>alert(1)</script>", "output": "<img src=x onerror=alert(1)>"})
+    result = parse_upload("x.jsonl", jsonl(deep, nul, html))
+    assert errors_of(result) == [(1, "-", "invalid JSON: nested too deeply"), (2, "instruction", "contains a NUL character")]
+    assert errors_of(parse_upload("m.jsonl", jsonl(nul_msg))) == [(1, "messages[1].content", "contains a NUL character")]
+    markup = parse_upload("h.jsonl", jsonl(html))
+    assert markup.ok and markup.payloads[0]["messages"][0]["content"] == "<script>alert(1)</script>"  # kept; escaped on pages
+    huge_field = "question,answer\n" + "q," + "x" * 200_000 + "\n"
+    csv_result = parse_upload("big.csv", huge_field.encode())
+    assert csv_result.errors and csv_result.errors[0].reason.startswith("invalid CSV")
+    assert parse_upload("a.json", ("[" * 100000).encode()).errors[0].reason.startswith("invalid JSON")

@@ -107,3 +107,13 @@ def test_api_upload_errors_and_versions(ml, credit, hr):
     other = login(ml["hr_admin"])
     assert other.get(reverse("dataset-version-rows", args=[version_id])).status_code == 404
     assert other.post(reverse("dataset-version-clean", args=[version_id]), {}, content_type="application/json").status_code == 404
+
+
+def test_markup_in_rows_is_escaped_on_the_version_page(ml, credit, tokenizer_setting):
+    client = login(ml["credit_admin"])
+    content = json.dumps({"instruction": "<script>alert(1)</script>", "output": "<img src=x onerror=alert(1)>"}).encode()
+    upload(client, content + b"\n" + GOOD, department=credit.pk)
+    dataset = Dataset.objects.get()
+    html = client.get(reverse("training:datasets:version", args=[dataset.pk, 1])).content.decode()
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html or "&lt;" in html

@@ -83,6 +83,9 @@ def _text(record: dict, name: str, line: int, errors: _Errors, *, required: bool
     if required and not value.strip():
         errors.add(line, name, _("missing or empty"))
         return None
+    if "\x00" in value:
+        errors.add(line, name, _("contains a NUL character"))
+        return None
     return value
 
 
@@ -129,6 +132,9 @@ def _messages_from_list(
         content = item.get(content_key)
         if not isinstance(content, str) or not content.strip():
             errors.add(line, f"{where}.{content_key}", _("missing or empty") if not content else _("must be text"))
+            ok = False
+        elif "\x00" in content:
+            errors.add(line, f"{where}.{content_key}", _("contains a NUL character"))
             ok = False
         if ok:
             messages.append({"role": role, "content": content})
@@ -217,6 +223,9 @@ def parse_jsonl(text: str, fmt: str = "auto") -> ParseResult:
         except json.JSONDecodeError as exc:
             errors.add(line_number, "-", _("invalid JSON: %(error)s") % {"error": exc.msg})
             continue
+        except RecursionError:
+            errors.add(line_number, "-", _("invalid JSON: %(error)s") % {"error": _("nested too deeply")})
+            continue
         if chosen is None:
             chosen = _pick_format(fmt, record, line_number, errors)
             if chosen is None:
@@ -268,6 +277,9 @@ def parse_csv(text: str, fmt: str = "auto") -> ParseResult:
                     except json.JSONDecodeError as exc:
                         errors.add(line, list_field, _("invalid JSON: %(error)s") % {"error": exc.msg})
                         record = {}
+                    except RecursionError:
+                        errors.add(line, list_field, _("invalid JSON: %(error)s") % {"error": _("nested too deeply")})
+                        record = {}
             if record:
                 payload = record_to_payload(record, chosen, line, errors)
                 if payload is not None:
@@ -295,6 +307,8 @@ def parse_upload(name: str, data: bytes, fmt: str = "auto") -> ParseResult:
                 records = json.loads(stripped)
             except json.JSONDecodeError as exc:
                 return ParseResult(errors=[RowError(exc.lineno, "-", _("invalid JSON: %(error)s") % {"error": exc.msg})])
+            except RecursionError:
+                return ParseResult(errors=[RowError(1, "-", _("invalid JSON: %(error)s") % {"error": _("nested too deeply")})])
             text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
         result = parse_jsonl(text, fmt)
     elif lowered.endswith(".csv"):
