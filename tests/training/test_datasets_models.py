@@ -70,3 +70,21 @@ def test_dataset_version_split_gives_messages(ml, dataset):
     assert len(train) == 8 and len(val) == 2
     assert val[0][0]["role"] == "user" and val[0][-1]["role"] == "assistant"
     assert dataset_version_split(version, seed=1, validation_fraction=0.2) == (train, val)
+
+
+def test_an_upload_failing_midway_leaves_nothing(ml, credit, monkeypatch):
+    import json
+
+    from django.db import IntegrityError
+
+    from training.models import Dataset
+    from training.services_datasets import dataset_upload
+
+    def broken_bulk_create(*args, **kwargs):
+        raise IntegrityError("disk full")
+
+    monkeypatch.setattr(DatasetRow.objects, "bulk_create", broken_bulk_create)
+    content = "\n".join(json.dumps({"question": f"q{i}", "answer": "a"}) for i in range(5)).encode()
+    with pytest.raises(IntegrityError):
+        dataset_upload(actor=ml["credit_admin"], file_name="d.jsonl", data=content, department=credit, name="d")
+    assert Dataset.objects.count() == 0 and DatasetVersion.objects.count() == 0
