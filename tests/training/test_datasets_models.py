@@ -88,3 +88,12 @@ def test_an_upload_failing_midway_leaves_nothing(ml, credit, monkeypatch):
     with pytest.raises(IntegrityError):
         dataset_upload(actor=ml["credit_admin"], file_name="d.jsonl", data=content, department=credit, name="d")
     assert Dataset.objects.count() == 0 and DatasetVersion.objects.count() == 0
+
+
+def test_training_navigation_for_ml_engineers_and_admins(ml):
+    from accounts.selectors import navigation_for
+
+    for name in ("ml_engineer", "credit_admin", "hr_admin", "superuser"):
+        assert navigation_for(user=ml[name]).training, name
+    for name in ("credit_manager", "credit_employee", "reviewer", "outsider"):
+        assert not navigation_for(user=ml[name]).training, name
