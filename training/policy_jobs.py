@@ -50,6 +50,8 @@ class ModelVersionPolicy(PermissionPolicy[ModelVersion]):
         self._check_action(action)
         if not self.user_has_permission(user, action):
             return ModelVersion.objects.none()
+        if has_global_training(user):
+            return ModelVersion.objects.all()
         jobs = fine_tuning_job_policy.instances_user_has_permission_for(user, "view")
         return ModelVersion.objects.filter(Q(kind=ModelVersionKind.BASE) | Q(job__in=jobs))
 

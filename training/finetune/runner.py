@@ -324,7 +324,6 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=True,
-        save_safetensors=True,
     )
     callbacks = [job_callback]
     if hp["early_stopping_patience"] > 0:
