@@ -153,6 +153,19 @@ def _report_steps(version):
     return steps
 
 
+def _token_lengths(version, tokenizer, measure) -> list[int]:
+    """Token lengths of the version's rows; cached, since a version never changes (keyed by tokenizer too)."""
+    from django.core.cache import cache
+
+    key = f"dataset-lengths:{version.pk}:{version.content_sha256}:{getattr(tokenizer, 'name_or_path', '')}"
+    lengths = cache.get(key)
+    if lengths is None:
+        conversations = list(version.rows.order_by("index").values_list("messages", flat=True)[:HISTOGRAM_MAX_ROWS])
+        lengths = measure(tokenizer, conversations)
+        cache.set(key, lengths, 3600)
+    return lengths
+
+
 def _preview(version, rows_page, values):
     """Token chips for the rows on this page, the length histogram and the split, or a message."""
     from .datasets.preview import histogram, preview_row, token_lengths
@@ -165,8 +178,7 @@ def _preview(version, rows_page, values):
         return {"tokenizer_error": _("The base model's tokenizer has no chat template: set one before training.")}
     max_length = values["max_length"]
     previews = [(row, preview_row(tokenizer, row.messages, max_length)) for row in rows_page]
-    conversations = list(version.rows.order_by("index").values_list("messages", flat=True)[:HISTOGRAM_MAX_ROWS])
-    hist = histogram(token_lengths(tokenizer, conversations), max_length)
+    hist = histogram(_token_lengths(version, tokenizer, token_lengths), max_length)
     return {
         "tokenizer_name": getattr(tokenizer, "name_or_path", ""),
         "previews": previews,

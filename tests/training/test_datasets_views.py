@@ -117,3 +117,14 @@ def test_markup_in_rows_is_escaped_on_the_version_page(ml, credit, tokenizer_set
     html = client.get(reverse("training:datasets:version", args=[dataset.pk, 1])).content.decode()
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html or "&lt;" in html
+
+
+def test_api_preview_shows_the_loss_mask(ml, credit, tokenizer_setting):
+    client = login(ml["credit_admin"])
+    ok = client.post(reverse("dataset-list"), {"name": "x", "department": credit.pk, "file": SimpleUploadedFile("d.jsonl", GOOD)})
+    version_id = ok.json()["id"]
+    preview = client.get(reverse("dataset-version-preview", args=[version_id]) + "?row=2&max_length=64").json()
+    assert preview["end_of_turn_in_loss"] and not preview["truncated"]
+    assert "".join(t["text"] for t in preview["tokens"] if t["loss"]) == "拨打13812345678<|im_end|>"
+    assert client.get(reverse("dataset-version-preview", args=[version_id]) + "?row=99").status_code == 404
+    assert login(ml["hr_admin"]).get(reverse("dataset-version-preview", args=[version_id])).status_code == 404
