@@ -204,6 +204,7 @@ def dataset_from_knowledge(
     since=None,
     use_model: bool = True,
     backend=None,
+    progress=None,
     ip: str | None = None,
 ) -> DatasetVersion:
     """QA pairs from the published knowledge `actor` may read, one row per pair with the id of its
@@ -226,8 +227,11 @@ def dataset_from_knowledge(
         except EndpointMisconfigured as exc:
             raise DatasetOperationError(str(exc)) from exc
     payloads, documents, kb_ids = [], [], set()
-    for version in knowledge_versions_for(actor=actor, knowledge_base_ids=knowledge_base_ids, since=since):
+    versions = list(knowledge_versions_for(actor=actor, knowledge_base_ids=knowledge_base_ids, since=since))
+    for n, version in enumerate(versions):
         document = version.document
+        if progress is not None:
+            progress(n / max(1, len(versions)), document.title)
         pairs, how = document_pairs(version_text(version), document.title, backend if use_model else None)
         documents.append({"document": document.pk, "title": document.title, "version": version.pk,
                           "number": version.number, "pairs": len(pairs), "how": how})
@@ -321,3 +325,21 @@ def dataset_augment(
         actor=actor, dataset=version.dataset, payloads=payloads, origin="augment", parent=version, report=report,
         note=_("augmented from v%(number)s") % {"number": version.number}, ip=ip,
     )
+
+
+KIND_FROM_KNOWLEDGE = "dataset_from_knowledge"
+
+
+def dataset_from_knowledge_enqueue(
+    *, actor: Any, department: Department, name: str, knowledge_base_ids=None, since=None, use_model: bool = True
+):
+    """The same as dataset_from_knowledge, as a background job (a model endpoint may take minutes
+    per document): the job row shows progress, and its result names the new version."""
+    from core.services import job_create
+
+    _require(dataset_policy.user_may_add_in(actor, department))
+    return job_create(actor=actor, kind=KIND_FROM_KNOWLEDGE, check_permission=False, params={
+        "actor": actor.pk, "department": department.pk, "name": name,
+        "knowledge_base_ids": list(knowledge_base_ids or []), "since": since.isoformat() if since else None,
+        "use_model": use_model,
+    })

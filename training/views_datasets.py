@@ -275,6 +275,12 @@ def version_export(request, pk, number):
     return response
 
 
+def _endpoint_configured() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "TRAINING_LLM_BACKEND", None))
+
+
 def _trained_model_versions(user):
     """The trained model versions `user` may see (the jobs engineer's registry), or None without one."""
     try:
@@ -299,6 +305,13 @@ def knowledge_create(request):
         since = data["since"]
         if since is None and data.get("since_model") is not None:
             since = services.knowledge_cutoff_for_model(data["since_model"])
+        if data["use_model"] and _endpoint_configured():
+            # A model endpoint may take minutes per document: run it as a job and show its progress.
+            job = services.dataset_from_knowledge_enqueue(
+                actor=request.user, department=data["department"], name=data["name"],
+                knowledge_base_ids=[kb.pk for kb in data["knowledge_bases"]], since=since,
+            )
+            return redirect("core:job_detail", job_id=job.pk)
         try:
             version = services.dataset_from_knowledge(
                 actor=request.user, department=data["department"], name=data["name"],

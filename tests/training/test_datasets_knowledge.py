@@ -118,3 +118,32 @@ def test_knowledge_page_builds_a_dataset(ml, credit, hr):
     refused = client.post(reverse("training:datasets:knowledge"), {
         "name": "Sneaky", "department": credit.pk, "knowledge_bases": [hr_kb.pk]})
     assert refused.status_code == 400 and not Dataset.objects.filter(name="Sneaky").exists()
+
+
+def scripted_backend_factory():
+    return ScriptedBackend(reply='[{"question": "报销要多久？", "answer": "三日内审批。"}]')
+
+
+def test_with_an_endpoint_the_page_runs_a_job_with_progress(ml, credit, hr, settings, django_capture_on_commit_callbacks, monkeypatch):
+    from django.urls import reverse
+
+    from core.models import Job, JobStatus
+    from core.services import job_execute
+    from tests.conftest import login
+    from training.models import Dataset
+
+    credit_kb, *_ = _kbs(ml, credit, hr)
+    settings.TRAINING_LLM_BACKEND = "tests.training.test_datasets_knowledge:scripted_backend_factory"
+    monkeypatch.setattr("core.services.job_dispatch", lambda **kwargs: None)  # the test runs the job itself
+    client = login(ml["credit_admin"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("training:datasets:knowledge"), {
+            "name": "Model QA", "department": credit.pk, "knowledge_bases": [credit_kb.pk], "use_model": "on"})
+    job = Job.objects.get()
+    assert response["Location"] == reverse("core:job_detail", args=[job.pk]) and job.kind == "dataset_from_knowledge"
+    job = job_execute(job_id=job.pk)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    dataset = Dataset.objects.get(name="Model QA")
+    assert job.result["url"] == reverse("training:datasets:version", args=[dataset.pk, 1])
+    assert [(r.prompt, r.method) for r in dataset.latest_version.rows.all()] == [("报销要多久？", "kb_model")]
+    assert client.get(reverse("core:job_detail", args=[job.pk])).status_code == 200
