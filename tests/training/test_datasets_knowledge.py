@@ -1,3 +1,5 @@
+from datetime import UTC
+
 import pytest
 from django.utils import timezone
 
@@ -89,13 +91,13 @@ def test_incremental_builder_takes_documents_changed_since(ml, credit, hr):
 
 
 def test_cutoff_for_a_model_version_is_its_training_file():
-    from datetime import datetime, timezone as tz
+    from datetime import datetime
     from types import SimpleNamespace
 
     from training.services_datasets import knowledge_cutoff_for_model
 
-    trained = datetime(2026, 1, 1, tzinfo=tz.utc)
-    snapshot = datetime(2025, 12, 1, tzinfo=tz.utc)
+    trained = datetime(2026, 1, 1, tzinfo=UTC)
+    snapshot = datetime(2025, 12, 1, tzinfo=UTC)
     with_job = SimpleNamespace(created_at=trained, job=SimpleNamespace(dataset_version=SimpleNamespace(created_at=snapshot)))
     assert knowledge_cutoff_for_model(with_job) == snapshot
     assert knowledge_cutoff_for_model(SimpleNamespace(created_at=trained, job=None)) == trained

@@ -57,8 +57,8 @@ def test_histogram_against_max_length(tokenizer_dir):
 
 
 def test_tokenizer_falls_back_to_the_demo_model(settings, tokenizer_dir, monkeypatch, tmp_path):
-    import training.finetune.demo_model as demo_model
     from training.datasets.tokenizer import TokenizerUnavailable, tokenizer_path
+    from training.finetune import demo_model
 
     settings.TRAINING_TOKENIZER_PATH = None
     monkeypatch.setattr(demo_model, "demo_model_path", lambda: tokenizer_dir)

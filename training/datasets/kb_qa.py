@@ -14,8 +14,8 @@ MAX_DOCUMENT_CHARS = 6000  # sent to the model per document
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_Q = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?\s*(?:Q|问|问题|Question)\s*\d*\s*(?:\*\*)?\s*[:：.、]\s*(?:\*\*)?\s*(.*)$", re.I)
-_A = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?\s*(?:A|答|回答|答案|Answer)\s*\d*\s*(?:\*\*)?\s*[:：.、]\s*(?:\*\*)?\s*(.*)$", re.I)
+_Q = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?\s*(?:Q|问|问题|Question)\s*\d*\s*(?:\*\*)?\s*[:：.、]\s*(?:\*\*)?\s*(.*)$", re.IGNORECASE)
+_A = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?\s*(?:A|答|回答|答案|Answer)\s*\d*\s*(?:\*\*)?\s*[:：.、]\s*(?:\*\*)?\s*(.*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ SYSTEM_PROMPT = (
 def parse_model_pairs(text: str) -> list[QAPair]:
     """The model's reply as pairs: a JSON list (possibly inside a ``` block) or JSON lines."""
     text = text.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
     if fenced:
         text = fenced.group(1).strip()
     items = []

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["Dataset", "DatasetVersion", "DatasetRow", "VersionOrigin", "row_payload_sha256", "rows_sha256"]
+__all__ = ["Dataset", "DatasetRow", "DatasetVersion", "VersionOrigin", "row_payload_sha256", "rows_sha256"]
 
 
 class AppendOnlyError(Exception):
@@ -188,4 +188,4 @@ def row_payload(*, messages, rejected="", augmented=False, method="", source_ver
     }
 
 
-__all__ += ["row_payload", "AppendOnlyError"]
+__all__ += ["AppendOnlyError", "row_payload"]
