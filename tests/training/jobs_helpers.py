@@ -6,14 +6,16 @@ from training.services_datasets import dataset_create, dataset_version_create
 
 from .facts import fact_rows
 
-# Tuned on the demo model (README "Learnability"): enough to learn 10 facts in well under 2 minutes.
-LORA_HP = {
-    "learning_rate": 1e-2, "n_epochs": 12, "batch_size": 4, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
-    "warmup_ratio": 0.1, "early_stopping_patience": 3, "save_total_limit": 2, "seed": 7,
-}
+# Measured on the demo model (README "Learnability"): full fine-tuning learns the 10 facts in 80 steps.
 FULL_HP = {
-    "learning_rate": 2e-3, "n_epochs": 12, "batch_size": 4, "warmup_ratio": 0.1,
-    "early_stopping_patience": 3, "save_total_limit": 1, "seed": 7,
+    "learning_rate": 3e-3, "n_epochs": 20, "batch_size": 4, "warmup_ratio": 0.1, "eval_every_steps": 20,
+    "early_stopping_patience": 3, "save_total_limit": 1, "seed": 42,
+}
+# LoRA on the 0.7M-parameter demo model does not reach the facts in this budget (README): the LoRA
+# tests check the mechanics (events, checkpoints, cancel, exact resume, serving the adapter).
+LORA_HP = {
+    "learning_rate": 5e-3, "n_epochs": 8, "batch_size": 4, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+    "warmup_ratio": 0.1, "eval_every_steps": 8, "early_stopping_patience": 3, "save_total_limit": 2, "seed": 42,
 }
 VALIDATION_FRACTION = 0.25
 

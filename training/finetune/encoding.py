@@ -22,7 +22,7 @@ def end_of_turn_token_id(tokenizer) -> int:
     return tokenizer.eos_token_id
 
 
-def encode_conversation(tokenizer, messages: list[dict], max_length: int) -> dict:
+def encode_conversation(tokenizer, messages: list[dict], max_length: int | None) -> dict:
     """{"input_ids", "labels", "truncated"}; labels mark the assistant tokens (incl. end-of-turn)."""
     if not getattr(tokenizer, "chat_template", None):
         raise TemplateError("The base model's tokenizer has no chat template.")
@@ -34,6 +34,7 @@ def encode_conversation(tokenizer, messages: list[dict], max_length: int) -> dic
     if not any(mask):
         mask = _mask_from_assistant_prefix(tokenizer, messages, ids)
     labels = [tok if m else IGNORE for tok, m in zip(ids, mask, strict=True)]
+    max_length = max_length or len(ids)
     truncated = len(ids) > max_length
     return {"input_ids": ids[:max_length], "labels": labels[:max_length], "truncated": truncated}
 
@@ -44,10 +45,9 @@ def _mask_from_assistant_prefix(tokenizer, messages: list[dict], ids: list[int])
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prefix = tokenizer.apply_chat_template(messages[:i], tokenize=True, add_generation_prompt=True)
-        upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=True)
-        prefix = list(prefix["input_ids"] if isinstance(prefix, dict) else prefix)
-        upto = list(upto["input_ids"] if isinstance(upto, dict) else upto)
+        # transformers 5 returns a BatchEncoding (not a dict): ask for the dict form and take its ids
+        prefix = list(tokenizer.apply_chat_template(messages[:i], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
+        upto = list(tokenizer.apply_chat_template(messages[: i + 1], tokenize=True, return_dict=True)["input_ids"])
         end = len(upto)
         # the newline after the end-of-turn token is not what the model must say
         while end > len(prefix) and upto[end - 1] != tokenizer.eos_token_id:
