@@ -12,7 +12,6 @@ from .policy import (
     department_policy,
     departments_for,
     is_active_user,
-    is_admin,
     is_company_admin,
     membership_policy,
     user_has_capability_anywhere,
@@ -30,6 +29,12 @@ class Navigation:
     django_admin: bool = False
 
 
+def _may_use_training(user: Any) -> bool:
+    from training.policy import user_may_use_training  # training depends on accounts, not the reverse
+
+    return user_may_use_training(user)
+
+
 def navigation_for(*, user: Any) -> Navigation:
     """What the top bar offers: each entry asks the policy that guards the page behind it."""
     if not is_active_user(user):
@@ -38,7 +43,7 @@ def navigation_for(*, user: Any) -> Navigation:
         # Any readable knowledge base, company-wide shared ones included (no membership needed).
         knowledge=knowledge_base_policy.user_may_browse(user),
         chat=True,
-        training=is_admin(user),
+        training=_may_use_training(user),
         compliance=review_policy.user_has_permission(user, "review"),
         admin=user_has_capability_anywhere(user, Capability.MANAGE_MEMBERS),
         django_admin=bool(user.is_superuser),

@@ -1,0 +1,93 @@
+"""Fine-tuning hyperparameters: defaults per method and range validation with one message per field."""
+
+from __future__ import annotations
+
+METHODS = ("full", "lora", "dora", "ia3")
+SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "constant")
+
+DEFAULT_LEARNING_RATE = {"full": 1e-5, "lora": 2e-4, "dora": 2e-4, "ia3": 3e-3}
+
+# name: (type, minimum, maximum)
+RANGES: dict[str, tuple[type, float, float]] = {
+    "n_epochs": (int, 1, 1000),
+    "batch_size": (int, 1, 1024),
+    "gradient_accumulation_steps": (int, 1, 1024),
+    "learning_rate": (float, 1e-8, 1.0),
+    "warmup_ratio": (float, 0.0, 0.5),
+    "weight_decay": (float, 0.0, 1.0),
+    "max_length": (int, 16, 131072),
+    "lora_r": (int, 1, 1024),
+    "lora_alpha": (int, 1, 4096),
+    "lora_dropout": (float, 0.0, 0.9),
+    "early_stopping_patience": (int, 0, 1000),
+    "eval_every_steps": (int, 0, 10**7),
+    "save_total_limit": (int, 1, 100),
+    "seed": (int, 0, 2**31 - 1),
+}
+
+
+def defaults(method: str) -> dict:
+    return {
+        "n_epochs": 3,
+        "batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": DEFAULT_LEARNING_RATE.get(method, 2e-4),
+        "lr_scheduler": "cosine",
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.0,
+        "max_length": 1024,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.05,
+        "target_modules": "auto",
+        "early_stopping_patience": 3,
+        "eval_every_steps": 0,  # 0: once per epoch; evaluations and checkpoints go together
+        "save_total_limit": 3,
+        "seed": 42,
+    }
+
+
+def validate(method: str, given: dict | None) -> tuple[dict, dict[str, str]]:
+    """(hyperparameters with defaults filled in, {field: error}). Unknown fields are errors too."""
+    errors: dict[str, str] = {}
+    if method not in METHODS:
+        errors["method"] = f"Unknown method {method!r}; choose one of {', '.join(METHODS)}."
+    values = defaults(method)
+    given = dict(given or {})
+    for name, value in given.items():
+        if value is None or value == "" or value == "auto" and name != "target_modules":
+            continue
+        if name not in values:
+            errors[name] = "Unknown hyperparameter."
+            continue
+        if name == "lr_scheduler":
+            if value not in SCHEDULERS:
+                errors[name] = f"Choose one of {', '.join(SCHEDULERS)}."
+            else:
+                values[name] = value
+            continue
+        if name == "target_modules":
+            if value == "auto":
+                values[name] = "auto"
+            elif isinstance(value, str):
+                values[name] = [v.strip() for v in value.split(",") if v.strip()]
+            elif isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+                values[name] = value
+            else:
+                errors[name] = "A list of module names, or auto."
+            continue
+        kind, low, high = RANGES[name]
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = kind(value)
+            if kind is int and float(value) != number:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors[name] = f"Must be {'an integer' if kind is int else 'a number'}."
+            continue
+        if not low <= number <= high:
+            errors[name] = f"Must be between {low:g} and {high:g}."
+            continue
+        values[name] = number
+    return values, errors

@@ -1,0 +1,345 @@
+"""Every write to datasets: create a dataset, add a version (upload, cleaning, augmentation,
+knowledge base, feedback). Each version is written in one transaction with all its rows, and
+audited; nothing is ever half-imported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Max
+
+from accounts.models import Department
+from core.audit import AuditAction, audit_log
+
+from .models import Dataset, DatasetRow, DatasetVersion, row_payload, row_payload_sha256, rows_sha256
+from .policy import dataset_policy
+
+# Rows are inserted in batches of this size (one INSERT each).
+ROW_BATCH = 1000
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied
+
+
+def normalize_payloads(payloads: list[dict]) -> list[dict]:
+    return [row_payload(**p) for p in payloads]
+
+
+@transaction.atomic
+def dataset_create(
+    *, actor: Any, department: Department, name: str, description: str = "", ip: str | None = None
+) -> Dataset:
+    _require(dataset_policy.user_may_add_in(actor, department))
+    dataset = Dataset(name=name.strip(), description=description, department=department, created_by=actor)
+    dataset.full_clean(exclude=["latest_version"])
+    dataset.save()
+    audit_log(actor=actor, action=AuditAction.CREATE, obj=dataset, department=department, ip=ip)
+    return dataset
+
+
+@transaction.atomic
+def dataset_version_create(
+    *,
+    actor: Any,
+    dataset: Dataset,
+    payloads: list[dict],
+    origin: str,
+    parent: DatasetVersion | None = None,
+    report: dict | None = None,
+    note: str = "",
+    knowledge_base_ids: list[int] | tuple[int, ...] = (),
+    ip: str | None = None,
+) -> tuple[DatasetVersion, bool]:
+    """Add a version holding exactly `payloads`; returns (version, created). Content equal to
+    the latest version's makes no new version (returns the latest, False)."""
+    _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    rows = normalize_payloads(payloads)
+    content_sha256 = rows_sha256(rows)
+    latest = dataset.latest_version
+    if latest is not None and latest.content_sha256 == content_sha256:
+        return latest, False
+    number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    version = DatasetVersion.objects.create(
+        dataset=dataset, number=number, parent=parent if parent is not None else latest, origin=origin,
+        content_sha256=content_sha256, row_count=len(rows), report=report or {}, note=note[:500], created_by=actor,
+    )
+    DatasetRow.objects.bulk_create(
+        [DatasetRow(version=version, index=i, content_sha256=row_payload_sha256(p), **p) for i, p in enumerate(rows)],
+        batch_size=ROW_BATCH,
+    )
+    dataset.latest_version = version
+    dataset.save(update_fields=["latest_version", "updated_at"])
+    if knowledge_base_ids:
+        dataset.source_knowledge_bases.add(*knowledge_base_ids)
+    audit_log(
+        actor=actor, action=AuditAction.EDIT if number > 1 else AuditAction.CREATE, obj=version,
+        department=dataset.department, ip=ip, dataset=dataset.pk, number=number, origin=origin,
+        rows=len(rows), content_sha256=content_sha256,
+    )
+    return version, True
+
+
+class DatasetUploadInvalid(Exception):
+    """The file has errors: nothing was imported. `result.errors` lists them per row."""
+
+    def __init__(self, result):
+        super().__init__(f"{len(result.errors)} error(s)")
+        self.result = result
+
+
+def dataset_upload(
+    *,
+    actor: Any,
+    file_name: str,
+    data: bytes,
+    fmt: str = "auto",
+    dataset: Dataset | None = None,
+    department: Department | None = None,
+    name: str = "",
+    description: str = "",
+    ip: str | None = None,
+) -> DatasetVersion:
+    """Validate the whole file first; then, in one transaction, create the dataset (when none is
+    given) and its new version. Raises DatasetUploadInvalid with every row error otherwise."""
+    from .datasets.formats import parse_upload
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    result = parse_upload(file_name, data, fmt)
+    if result.errors:
+        raise DatasetUploadInvalid(result)
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or file_name, description=description, ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=result.payloads, origin="upload",
+            report={"file_name": file_name[:255], "format": result.format, "rows": len(result.payloads)},
+            note=file_name[:500], ip=ip,
+        )
+    return version
+
+
+class DatasetOperationError(Exception):
+    """A cleaning/augmentation/generation request that cannot run: the message is shown as is."""
+
+
+def version_payloads(version: DatasetVersion) -> list[dict]:
+    return [row.payload() for row in version.rows.order_by("index")]
+
+
+def dataset_clean(*, actor: Any, version: DatasetVersion, options, ip: str | None = None) -> tuple[DatasetVersion, bool]:
+    """A new version: `version`'s rows after the chosen cleaning steps, with the report of each."""
+    from django.utils.translation import gettext as _
+
+    from .datasets.cleaning import clean
+    from .datasets.tokenizer import TokenizerUnavailable, load_tokenizer
+
+    dataset = version.dataset
+    _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    tokenizer = None
+    if options.min_answer_tokens or options.max_tokens:
+        try:
+            tokenizer = load_tokenizer()
+        except TokenizerUnavailable as exc:
+            raise DatasetOperationError(str(exc)) from exc
+    cleaned, steps = clean(version_payloads(version), options, tokenizer)
+    if not cleaned:
+        raise DatasetOperationError(_("Cleaning would remove every row; nothing was saved."))
+    return dataset_version_create(
+        actor=actor, dataset=dataset, payloads=cleaned, origin="clean", parent=version,
+        report={"source_version": version.number, "steps": steps,
+                "tokenizer": str(getattr(tokenizer, "name_or_path", "")) if tokenizer else ""},
+        note=_("cleaned from v%(number)s") % {"number": version.number}, ip=ip,
+    )
+
+
+def knowledge_cutoff_for_model(model_version) -> Any:
+    """When the knowledge a trained model version learned was snapshotted: the creation of its
+    training file (the dataset version), else of the model version itself."""
+    job = getattr(model_version, "job", None)
+    dataset_version = getattr(job, "dataset_version", None) if job is not None else None
+    return dataset_version.created_at if dataset_version is not None else model_version.created_at
+
+
+def knowledge_versions_for(*, actor: Any, knowledge_base_ids=None, since=None):
+    """The live versions of published documents that `actor` may read (knowledge.policy), optionally
+    of some knowledge bases only, and optionally only those changed (created or published) since `since`."""
+    from django.db.models import Q
+
+    from core.audit import AuditAction
+    from core.models import AuditEntry
+    from knowledge.models import DocumentState, DocumentVersion
+    from knowledge.policy import document_policy, version_policy
+
+    documents = document_policy.instances_user_has_permission_for(actor, "view").filter(
+        live_version__isnull=False
+    ).exclude(state=DocumentState.ARCHIVED)
+    if knowledge_base_ids:
+        documents = documents.filter(knowledge_base_id__in=knowledge_base_ids)
+    versions = version_policy.instances_user_has_permission_for(actor, "view").filter(
+        pk__in=documents.values("live_version_id")
+    )
+    if since is not None:
+        published = AuditEntry.objects.filter(action=AuditAction.PUBLISH, created_at__gte=since).values("version_id")
+        versions = versions.filter(Q(created_at__gte=since) | Q(pk__in=published))
+    return DocumentVersion.objects.filter(pk__in=versions.values("pk")).select_related(
+        "document__knowledge_base"
+    ).order_by("document__knowledge_base_id", "document_id")
+
+
+def dataset_from_knowledge(
+    *,
+    actor: Any,
+    dataset: Dataset | None = None,
+    department: Department | None = None,
+    name: str = "",
+    knowledge_base_ids=None,
+    since=None,
+    use_model: bool = True,
+    backend=None,
+    progress=None,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """QA pairs from the published knowledge `actor` may read, one row per pair with the id of its
+    source version; a new version of `dataset` (or of a new dataset in `department`). With `since`
+    this is the incremental builder: only documents changed since then."""
+    from django.utils.translation import gettext as _
+
+    from knowledge.pipeline import version_text
+
+    from .datasets.endpoint import EndpointMisconfigured, configured_backend
+    from .datasets.kb_qa import document_pairs
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    if use_model and backend is None:
+        try:
+            backend = configured_backend()
+        except EndpointMisconfigured as exc:
+            raise DatasetOperationError(str(exc)) from exc
+    payloads, documents, kb_ids = [], [], set()
+    versions = list(knowledge_versions_for(actor=actor, knowledge_base_ids=knowledge_base_ids, since=since))
+    for n, version in enumerate(versions):
+        document = version.document
+        if progress is not None:
+            progress(n / max(1, len(versions)), document.title)
+        pairs, how = document_pairs(version_text(version), document.title, backend if use_model else None)
+        documents.append({"document": document.pk, "title": document.title, "version": version.pk,
+                          "number": version.number, "pairs": len(pairs), "how": how})
+        if pairs:
+            kb_ids.add(document.knowledge_base_id)
+        for pair in pairs:
+            payloads.append({
+                "messages": [{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
+                "method": pair.method, "source_version_ids": [version.pk],
+                "meta": {"document_id": document.pk, "title": document.title},
+            })
+    if not payloads:
+        raise DatasetOperationError(
+            _("No question-answer pairs: no published document you may read matched (or none had usable text).")
+        )
+    origin = "incremental" if since is not None else "knowledge"
+    report = {
+        "documents": documents, "since": since.isoformat() if since else None,
+        "backend": getattr(backend, "name", "") if use_model and backend is not None else "",
+        "knowledge_bases": sorted(kb_ids),
+    }
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or _("Knowledge QA"), ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=payloads, origin=origin, report=report,
+            knowledge_base_ids=sorted(kb_ids), ip=ip,
+        )
+    return version
+
+
+def dataset_from_feedback(
+    *,
+    actor: Any,
+    records: list[dict],
+    dataset: Dataset | None = None,
+    department: Department | None = None,
+    name: str = "",
+    include_thumbs_up: bool = False,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """A version from chat feedback in the shape documented in training.datasets.feedback. The caller
+    passes only feedback the actor may see (the chat's selector); the knowledge bases of the context
+    chunks are recorded, so the dataset stays hidden from whoever cannot read them."""
+    from django.utils.translation import gettext as _
+
+    from .datasets.feedback import convert_feedback
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    converted = convert_feedback(records, include_thumbs_up=include_thumbs_up)
+    if not converted.payloads:
+        raise DatasetOperationError(_("No feedback could become a training example."))
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or _("Chat feedback"), ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=converted.payloads, origin="feedback",
+            report={"sft": len(converted.sft), "preference": len(converted.preference), "skipped": converted.skipped},
+            knowledge_base_ids=sorted(converted.knowledge_base_ids), ip=ip,
+        )
+    return version
+
+
+def dataset_augment(
+    *, actor: Any, version: DatasetVersion, method: str, copies: int = 1, seed: int = 0, backend=None,
+    ip: str | None = None,
+) -> tuple[DatasetVersion, bool]:
+    from django.utils.translation import gettext as _
+
+    from .datasets.augment import augment
+    from .datasets.endpoint import EndpointMisconfigured, configured_backend
+
+    _require(dataset_policy.user_has_permission_for_instance(actor, "change", version.dataset))
+    if method != "synonym" and backend is None:
+        try:
+            backend = configured_backend()
+        except EndpointMisconfigured as exc:
+            raise DatasetOperationError(str(exc)) from exc
+        if backend is None:
+            raise DatasetOperationError(
+                _("Paraphrase and back-translation need a model endpoint: set TRAINING_LLM_BACKEND. Synonym replacement works without one.")
+            )
+    payloads, report = augment(version_payloads(version), method=method, copies=copies, seed=seed, backend=backend)
+    if not report["added"]:
+        raise DatasetOperationError(_("Augmentation added no new rows; nothing was saved."))
+    report["source_version"] = version.number
+    return dataset_version_create(
+        actor=actor, dataset=version.dataset, payloads=payloads, origin="augment", parent=version, report=report,
+        note=_("augmented from v%(number)s") % {"number": version.number}, ip=ip,
+    )
+
+
+KIND_FROM_KNOWLEDGE = "dataset_from_knowledge"
+
+
+def dataset_from_knowledge_enqueue(
+    *, actor: Any, department: Department, name: str, knowledge_base_ids=None, since=None, use_model: bool = True
+):
+    """The same as dataset_from_knowledge, as a background job (a model endpoint may take minutes
+    per document): the job row shows progress, and its result names the new version."""
+    from core.services import job_create
+
+    _require(dataset_policy.user_may_add_in(actor, department))
+    return job_create(actor=actor, kind=KIND_FROM_KNOWLEDGE, check_permission=False, params={
+        "actor": actor.pk, "department": department.pk, "name": name,
+        "knowledge_base_ids": list(knowledge_base_ids or []), "since": since.isoformat() if since else None,
+        "use_model": use_model,
+    })
