@@ -190,7 +190,10 @@ def _ingest_batch(database: str, version_ids: list[int], indexing_started, writt
         )
 
 
-def measure_approve_during_batch(batch: int, approves: int = 40) -> dict:
+IDLE_APPROVES = 8
+
+
+def measure_approve_during_batch(batch: int, approves: int = 48) -> dict:
     """Approve `approves` reviews, one after another, while a `batch`-version ingestion writes its
     chunks and postings in another process (its own database connection)."""
     from accounts.models import Department, Membership, Role, User
@@ -237,6 +240,13 @@ def measure_approve_during_batch(batch: int, approves: int = 40) -> dict:
     batch_process = context.Process(
         target=_ingest_batch, args=(connection.settings_dict["NAME"], batch_ids, indexing_started, written)
     )
+    # Baseline: the same approve with no batch running.
+    idle = []
+    for review in reviews[:IDLE_APPROVES]:
+        start = time.perf_counter()
+        assert client.post(f"/knowledge/reviews/{review.pk}/approve/", {"comment": "ok"}).status_code in (200, 302)
+        idle.append((time.perf_counter() - start) * 1000)
+    reviews = reviews[IDLE_APPROVES:]
     timings, during = [], 0
     batch_process.start()
     indexing_started.wait()
@@ -254,6 +264,7 @@ def measure_approve_during_batch(batch: int, approves: int = 40) -> dict:
     assert batch_process.exitcode == 0
     window = _BATCH_WINDOW_FILE.read_text().split()
     approved = [r.pk for r in reviews[: len(timings)]]
+    idle.sort()
     assert Review.objects.filter(pk__in=approved, state=ReviewState.APPROVED).count() == len(approved)
     timings.sort()
     return {
@@ -263,6 +274,8 @@ def measure_approve_during_batch(batch: int, approves: int = 40) -> dict:
         "p50_ms": round(statistics.median(timings), 1),
         "p95_ms": round(timings[min(len(timings) - 1, int(round(0.95 * len(timings))) - 1)], 1),
         "max_ms": round(max(timings), 1),
+        "idle_p50_ms": round(statistics.median(idle), 1),
+        "idle_max_ms": round(max(idle), 1),
         "approves": len(timings),
         "approves_during_index_stage": during,
         "batch_index_stage_s": round(float(window[1]) - float(window[0]), 2),
@@ -354,7 +367,8 @@ def report(results: list[dict], data: dict, args) -> None:
         if r["page"] == "approve":
             print(
                 f"{'':<15}max {r['max_ms']} ms over {r['approves']} approves, {r['approves_during_index_stage']} "
-                f"during the batch's index stage ({r['batch_index_stage_s']} s)"
+                f"during the batch's index stage ({r['batch_index_stage_s']} s); with no batch: "
+                f"p50 {r['idle_p50_ms']} ms, max {r['idle_max_ms']} ms"
             )
 
 

@@ -247,7 +247,8 @@ class IngestionStatus(models.TextChoices):
 
 class VersionIngestion(models.Model):
     """Pipeline state of one document version. The version row is immutable, so its processing
-    state lives here; the pipeline, the document page and the reaper read this row."""
+    state lives here; the pipeline, the document page and the reaper read this row. Created in the
+    version's own transaction; driven by core's background-work mechanism (kind "ingestion")."""
 
     version = models.OneToOneField(
         DocumentVersion, verbose_name=_("version"), on_delete=models.CASCADE, related_name="ingestion"
@@ -266,6 +267,8 @@ class VersionIngestion(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
+    # When the task was handed to the broker (null: not yet, e.g. the broker was down at commit).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     # The cleaned Markdown extracted from a file version (edited versions hold theirs in `content`).
     extracted_text = models.TextField(_("extracted text"), blank=True)

@@ -150,7 +150,8 @@ def _new_version(
         version.file_size = file_from.file_size
         version.file_mime = file_from.file_mime
     version.save()
-    transaction.on_commit(lambda: version_ingest_enqueue(version=version))
+    # Same transaction as the version: a version never exists without its queued ingestion row.
+    version_ingest_enqueue(version=version)
     return version
 
 
