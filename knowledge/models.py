@@ -33,6 +33,13 @@ class KnowledgeBase(models.Model):
     )
     shared_company_wide = models.BooleanField(_("shared company-wide"), default=False)
     review_required = models.BooleanField(_("publishing needs a review"), default=True)
+    # Four eyes: who submitted (or wrote) a change may not approve it, unless they hold this role
+    # in the owning department ("admin" also covers company admins). Empty: nobody may.
+    self_approval_role = models.CharField(
+        _("self-approval allowed for"), max_length=32, blank=True, default="",
+        choices=[("admin", _("Admin")), ("knowledge_manager", _("Knowledge manager")),
+                 ("compliance_reviewer", _("Compliance reviewer"))],
+    )
     chunk_settings = models.JSONField(_("chunking settings"), default=default_chunk_settings, blank=True)
     retrieval_settings = models.JSONField(_("retrieval settings"), default=dict, blank=True)
     created_by = models.ForeignKey(
