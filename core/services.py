@@ -57,7 +57,9 @@ def work_enqueue(*, kind: str | WorkKind, row: Any, **fields: Any) -> Any:
     else:
         row.save(update_fields=list(values))
     pk = row.pk
-    transaction.on_commit(lambda: work_dispatch(kind=kind, pks=[pk]))
+    # robust: whatever goes wrong while sending is logged, never turned into an error of the
+    # request that committed; the reaper sends the row later.
+    transaction.on_commit(lambda: work_dispatch(kind=kind, pks=[pk]), robust=True)
     return row
 
 
