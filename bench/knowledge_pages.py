@@ -7,13 +7,20 @@ SQL queries per request. Each page is measured at two sizes (list: 20 and 100 ro
 history: 5 and 50 versions; diff: a short and a long text) to show that the query count does
 not grow with the page size. Prints a table and a final JSON line.
 
+A last row measures a reviewer's approve (POST through the whole stack) while an ingest worker
+writes a 256-version batch in another connection (`--only approve` runs that row alone): the
+approves start once the batch's index transaction is open, so any lock they share with it shows
+as waiting time.
+
     .venv/bin/python bench/knowledge_pages.py [--documents 10000] [--versions 5] [--repeat 30]
+    .venv/bin/python bench/knowledge_pages.py --only approve [--batch 256]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -152,63 +159,165 @@ def measure(client: Client, url: str, repeat: int) -> dict:
     }
 
 
+_BATCH_WINDOW_FILE = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_approve_window_{os.getpid()}.txt"
+
+
+def _ingest_batch(database: str, version_ids: list[int], indexing_started, written) -> None:
+    """Child process: ingest the versions as one batch, signalling when the index stage starts."""
+    import retrieval.indexing as indexing
+    from knowledge import pipeline
+
+    connection.settings_dict["NAME"] = database
+    original = indexing.index_chunks
+    window = []
+
+    def timed_index_chunks(**kwargs):
+        # The batch's index stage: chunks and vectors are written, postings and statistics next.
+        if not window:
+            window.append(time.perf_counter())
+            indexing_started.set()
+        return original(**kwargs)
+
+    indexing.index_chunks = timed_index_chunks
+    try:
+        pipeline.versions_ingest_run(version_ids=version_ids)
+    finally:
+        window.append(time.perf_counter())
+        written.set()
+        indexing_started.set()
+        Path(os.environ.get("TMPDIR", "/tmp"), f"bench_approve_window_{os.getppid()}.txt").write_text(
+            f"{window[0]} {window[-1]}"
+        )
+
+
+IDLE_APPROVES = 8
+
+
+def measure_approve_during_batch(batch: int, approves: int = 48) -> dict:
+    """Approve `approves` reviews, one after another, while a `batch`-version ingestion writes its
+    chunks and postings in another process (its own database connection)."""
+    from accounts.models import Department, Membership, Role, User
+    from config.celery import app
+    from knowledge import pipeline
+    from knowledge.models import KnowledgeBase, Review, ReviewState
+    from knowledge.services import document_create, document_submit, document_version_create, review_approve
+
+    app.conf.broker_url = "memory://"  # the services' dispatches go nowhere: this bench runs the batch itself
+    department = Department.objects.create(name="Approve bench", code="approve_bench")
+    manager = User.objects.create(username="approve_manager")
+    reviewer = User.objects.create(username="approve_reviewer")
+    Membership.objects.create(user=manager, department=department, role=Role.KNOWLEDGE_MANAGER)
+    Membership.objects.create(user=reviewer, department=department, role=Role.COMPLIANCE_REVIEWER)
+    kb = KnowledgeBase.objects.create(name="Approve bench", department=department, created_by=manager)
+    # Documents with an indexed, live v1 and an indexed v2 in review: approving one moves its
+    # chunks' searchable flags, i.e. it writes the BM25 statistics.
+    docs = [
+        document_create(actor=manager, knowledge_base=kb, title=f"Reviewed {i}", content=make_content(i, 1, 3))
+        for i in range(approves)
+    ]
+    pipeline.versions_ingest_run(version_ids=[d.latest_version_id for d in docs])
+    for doc in docs:
+        review_approve(actor=reviewer, review=document_submit(actor=manager, document=doc))
+        doc.refresh_from_db()
+    v2 = [
+        document_version_create(actor=manager, document=d, content=make_content(i, 2, 3), base_version_number=1,
+                                change_note="v2")
+        for i, d in enumerate(docs)
+    ]
+    pipeline.versions_ingest_run(version_ids=[v.pk for v in v2])
+    reviews = [document_submit(actor=manager, document=d) for d in docs]
+    # The batch: new documents whose versions an ingest worker takes together.
+    batch_ids = [
+        document_create(actor=manager, knowledge_base=kb, title=f"Batch {i}", content=make_content(i, 1, 4)).latest_version_id
+        for i in range(batch)
+    ]
+    # The batch runs in another process, as an ingest worker does (a thread would share the GIL).
+    context = multiprocessing.get_context("spawn")
+    indexing_started, written = context.Event(), context.Event()
+    client = Client()
+    client.force_login(reviewer)
+    client.get(f"/knowledge/reviews/{reviews[0].pk}/")  # warm the page
+    batch_process = context.Process(
+        target=_ingest_batch, args=(connection.settings_dict["NAME"], batch_ids, indexing_started, written)
+    )
+    # Baseline: the same approve with no batch running.
+    idle = []
+    for review in reviews[:IDLE_APPROVES]:
+        start = time.perf_counter()
+        assert client.post(f"/knowledge/reviews/{review.pk}/approve/", {"comment": "ok"}).status_code in (200, 302)
+        idle.append((time.perf_counter() - start) * 1000)
+    reviews = reviews[IDLE_APPROVES:]
+    timings, during = [], 0
+    batch_process.start()
+    indexing_started.wait()
+    # Approve back to back until the batch has committed (and at least three times).
+    for review in reviews:
+        if written.is_set() and len(timings) >= 3:
+            break
+        busy = not written.is_set()
+        start = time.perf_counter()
+        response = client.post(f"/knowledge/reviews/{review.pk}/approve/", {"comment": "ok"})
+        timings.append((time.perf_counter() - start) * 1000)
+        assert response.status_code in (200, 302), response.status_code
+        during += busy
+    batch_process.join()
+    assert batch_process.exitcode == 0
+    window = _BATCH_WINDOW_FILE.read_text().split()
+    approved = [r.pk for r in reviews[: len(timings)]]
+    idle.sort()
+    assert Review.objects.filter(pk__in=approved, state=ReviewState.APPROVED).count() == len(approved)
+    timings.sort()
+    return {
+        "page": "approve",
+        "size": f"while a {batch}-version batch indexes",
+        "queries": None,
+        "p50_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(timings[min(len(timings) - 1, int(round(0.95 * len(timings))) - 1)], 1),
+        "max_ms": round(max(timings), 1),
+        "idle_p50_ms": round(statistics.median(idle), 1),
+        "idle_max_ms": round(max(idle), 1),
+        "approves": len(timings),
+        "approves_during_index_stage": during,
+        "batch_index_stage_s": round(float(window[1]) - float(window[0]), 2),
+        "bytes": 0,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=256, help="versions in the ingestion batch of the approve row")
+    parser.add_argument("--only", choices=["pages", "approve"], help="run only the page rows or only the approve row")
     args = parser.parse_args()
 
     setup_test_environment(debug=False)  # measure what production runs: no query log, no debug pages
     connection.settings_dict.setdefault("TEST", {})["NAME"] = BENCH_DATABASE
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    results = []
+    data = {"rows": 0, "populate_s": 0.0}
     try:
-        data = populate(args.documents, args.versions)
-        client = Client()
-        client.force_login(data["manager"])
-        kb, short, long_h, long_t = data["kb"], data["short_history"], data["long_history"], data["long_text"]
-        a, b = data["long_text_numbers"]
-        kb_url, short_url = f"/knowledge/bases/{kb.pk}/", f"/knowledge/documents/{short.pk}/"
-        last = args.versions
-        cases = [
-            ("document list", "20 rows", f"{kb_url}?per_page=20"),
-            ("document list", "100 rows", f"{kb_url}?per_page=100"),
-            ("document list", "100 rows, tag+sort, page 8", f"{kb_url}?per_page=100&tag=group3&order=title&page=8"),
-            ("history", f"{args.versions} versions", f"{short_url}history/"),
-            ("history", f"{data['long_history_versions']} versions", f"/knowledge/documents/{long_h.pk}/history/"),
-            ("diff", "short text, side by side", f"{short_url}diff/?a={last - 1}&b={last}"),
-            ("diff", "short text, inline", f"{short_url}diff/?a={last - 1}&b={last}&view=inline"),
-            ("diff", "long text (~40x), whole text", f"/knowledge/documents/{long_t.pk}/diff/?a={a}&b={b}&full=1"),
-        ]
-        results = []
-        for page, size, url in cases:
-            results.append({"page": page, "size": size, **measure(client, url, args.repeat)})
+        if args.only != "approve":
+            data = populate(args.documents, args.versions)
+            results += measure_pages(data, args)
+        if args.only != "pages":
+            results.append(measure_approve_during_batch(args.batch))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
-
-    print(
-        f"\n{args.documents} documents x {args.versions} versions ({data['rows']} version rows) "
-        f"inserted in {data['populate_s']:.1f}s; {args.repeat} requests per row\n"
-    )
-    header = f"{'page':<15}{'size':<32}{'queries':>8}{'p50 ms':>9}{'p95 ms':>9}{'KiB':>8}"
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        print(
-            f"{r['page']:<15}{r['size']:<32}{r['queries']:>8}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['bytes'] / 1024:>8.0f}"
-        )
+    report(results, data, args)
     constant = {}
     for page in ("document list", "history", "diff"):
         counts = {r["queries"] for r in results if r["page"] == page}
-        constant[page] = len(counts) == 1
+        constant[page] = len(counts) <= 1
     verdict = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in constant.items())
     print("\nquery count constant across sizes:", verdict)
     print(
         json.dumps(
             {
                 "bench": "knowledge_pages",
-                "documents": args.documents,
+                "documents": args.documents if args.only != "approve" else 0,
                 "versions_per_document": args.versions,
                 "populate_s": round(data["populate_s"], 1),
                 "results": results,
@@ -217,6 +326,50 @@ def main() -> int:
         )
     )
     return 0 if all(constant.values()) else 1
+
+
+def measure_pages(data: dict, args) -> list[dict]:
+    client = Client()
+    client.force_login(data["manager"])
+    kb, short, long_h, long_t = data["kb"], data["short_history"], data["long_history"], data["long_text"]
+    a, b = data["long_text_numbers"]
+    kb_url, short_url = f"/knowledge/bases/{kb.pk}/", f"/knowledge/documents/{short.pk}/"
+    last = args.versions
+    cases = [
+        ("document list", "20 rows", f"{kb_url}?per_page=20"),
+        ("document list", "100 rows", f"{kb_url}?per_page=100"),
+        ("document list", "100 rows, tag+sort, page 8", f"{kb_url}?per_page=100&tag=group3&order=title&page=8"),
+        ("history", f"{args.versions} versions", f"{short_url}history/"),
+        ("history", f"{data['long_history_versions']} versions", f"/knowledge/documents/{long_h.pk}/history/"),
+        ("diff", "short text, side by side", f"{short_url}diff/?a={last - 1}&b={last}"),
+        ("diff", "short text, inline", f"{short_url}diff/?a={last - 1}&b={last}&view=inline"),
+        ("diff", "long text (~40x), whole text", f"/knowledge/documents/{long_t.pk}/diff/?a={a}&b={b}&full=1"),
+    ]
+    results = []
+    for page, size, url in cases:
+        results.append({"page": page, "size": size, **measure(client, url, args.repeat)})
+    return results
+
+
+def report(results: list[dict], data: dict, args) -> None:
+    print(
+        "" if args.only == "approve" else f"\n{args.documents} documents x {args.versions} versions ({data['rows']} version rows) "
+        f"inserted in {data['populate_s']:.1f}s; {args.repeat} requests per row\n"
+    )
+    header = f"{'page':<15}{'size':<32}{'queries':>8}{'p50 ms':>9}{'p95 ms':>9}{'KiB':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r['page']:<15}{r['size']:<32}{r['queries'] if r['queries'] is not None else '-':>8}"
+            f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['bytes'] / 1024:>8.0f}"
+        )
+        if r["page"] == "approve":
+            print(
+                f"{'':<15}max {r['max_ms']} ms over {r['approves']} approves, {r['approves_during_index_stage']} "
+                f"during the batch's index stage ({r['batch_index_stage_s']} s); with no batch: "
+                f"p50 {r['idle_p50_ms']} ms, max {r['idle_max_ms']} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in ALL_QUEUES]
 app.conf.task_default_queue = Queue.DEFAULT.value
 app.conf.task_default_routing_key = Queue.DEFAULT.value
+# Long work acknowledges its message only when done (a killed worker's message is redelivered);
+# each kind's task also gets its time limits from core.jobs.task_options. Prefetch is 1 (settings).
+app.conf.task_acks_late = True
+app.conf.task_reject_on_worker_lost = True
 app.conf.beat_schedule = {
-    # Jobs and ingestion runs whose worker died are failed (and so retryable) instead of hanging.
     "sources-sync-due": {"task": "sources.tasks.sync_due_sources", "schedule": 60.0},
-    "ingestion-reap-stale": {"task": "knowledge.ingestion_reap_stale", "schedule": 300.0},
-    "reap-stale-jobs": {"task": "core.job_reap_stale", "schedule": 300.0, "options": {"queue": Queue.DEFAULT.value}},
+    # The one reaper of every kind of background work (core.services.work_reap): rows whose worker
+    # died are failed (and so retryable) instead of hanging; rows never sent are sent.
+    "work-reap": {"task": "core.work_reap", "schedule": 60.0, "options": {"queue": Queue.DEFAULT.value}},
+    # BM25 statistics deltas folded into their base rows (retrieval/indexing.py).
+    "bm25-statistics-rollup": {
+        "task": "retrieval.bm25_statistics_rollup", "schedule": 60.0, "options": {"queue": Queue.DEFAULT.value},
+    },
 }
 app.autodiscover_tasks()

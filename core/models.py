@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,8 +15,9 @@ class JobStatus(models.TextChoices):
 
 
 class Job(models.Model):
-    """A unit of background work. Its row is the truth (status, progress, error), not Celery's
-    result backend: pages, the API and the reaper read this row, and it survives restarts."""
+    """A unit of background work of the generic kind "job" (one handler per `kind`, see
+    core/jobs.py). Its row is the truth (status, progress, error), not Celery's result backend:
+    pages, the API and the reaper read this row, and it survives restarts."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=64)
@@ -28,6 +30,9 @@ class Job(models.Model):
     result = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    # When the task was handed to the broker (null: not yet; the reaper sends it).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

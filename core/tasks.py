@@ -1,15 +1,16 @@
+"""Thin Celery tasks of core: the generic Job runner and the one reaper of every kind of work."""
+
 from celery import shared_task
 
-from .services import job_execute
+from .jobs import task_options
+from .services import job_execute, work_reap
 
 
-@shared_task(name="core.job_run", acks_late=True)
+@shared_task(**task_options("job"))
 def job_run(job_id: str) -> None:
     job_execute(job_id=job_id)
 
 
-@shared_task(name="core.job_reap_stale")
-def job_reap_stale_task() -> int:
-    from .services import job_reap_stale
-
-    return job_reap_stale()
+@shared_task(name="core.work_reap", ignore_result=True)
+def work_reap_task() -> dict:
+    return work_reap()

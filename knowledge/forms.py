@@ -36,6 +36,11 @@ class KnowledgeBaseForm(forms.Form):
     description = forms.CharField(label=_("Description"), widget=forms.Textarea(attrs={"rows": 2}), required=False)
     department = forms.ModelChoiceField(label=_("Owning department"), queryset=Department.objects.none())
     review_required = forms.BooleanField(label=_("Publishing needs a review"), required=False, initial=True)
+    self_approval_role = forms.ChoiceField(
+        label=_("Who may approve their own changes"), required=False, initial="",
+        choices=[("", _("Nobody (four eyes)")), ("admin", _("Admin")), ("knowledge_manager", _("Knowledge manager")),
+                 ("compliance_reviewer", _("Compliance reviewer"))],
+    )
     shared_company_wide = forms.BooleanField(label=_("Shared company-wide"), required=False)
     shared_with = forms.ModelMultipleChoiceField(
         label=_("Shared with departments"), queryset=Department.objects.none(), required=False

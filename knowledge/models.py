@@ -33,6 +33,13 @@ class KnowledgeBase(models.Model):
     )
     shared_company_wide = models.BooleanField(_("shared company-wide"), default=False)
     review_required = models.BooleanField(_("publishing needs a review"), default=True)
+    # Four eyes: who submitted (or wrote) a change may not approve it, unless they hold this role
+    # in the owning department ("admin" also covers company admins). Empty: nobody may.
+    self_approval_role = models.CharField(
+        _("self-approval allowed for"), max_length=32, blank=True, default="",
+        choices=[("admin", _("Admin")), ("knowledge_manager", _("Knowledge manager")),
+                 ("compliance_reviewer", _("Compliance reviewer"))],
+    )
     chunk_settings = models.JSONField(_("chunking settings"), default=default_chunk_settings, blank=True)
     retrieval_settings = models.JSONField(_("retrieval settings"), default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -275,7 +282,8 @@ class IngestionStatus(models.TextChoices):
 
 class VersionIngestion(models.Model):
     """Pipeline state of one document version. The version row is immutable, so its processing
-    state lives here; the pipeline, the document page and the reaper read this row."""
+    state lives here; the pipeline, the document page and the reaper read this row. Created in the
+    version's own transaction; driven by core's background-work mechanism (kind "ingestion")."""
 
     version = models.OneToOneField(
         DocumentVersion, verbose_name=_("version"), on_delete=models.CASCADE, related_name="ingestion"
@@ -294,6 +302,8 @@ class VersionIngestion(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
+    # When the task was handed to the broker (null: not yet, e.g. the broker was down at commit).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     # The cleaned Markdown extracted from a file version (edited versions hold theirs in `content`).
     extracted_text = models.TextField(_("extracted text"), blank=True)

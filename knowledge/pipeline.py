@@ -1,7 +1,9 @@
 """The ingestion pipeline, per document version: extract → clean → chunk → embed → index.
 
 The VersionIngestion row is the truth (status, progress, per-stage timings, heartbeat); the
-document page, the reaper and retries read it. A version's chunks, vectors and BM25 postings are
+document page, the reaper and retries read it. It is a kind of core's background work
+("ingestion", registered in knowledge/apps.py): queueing, claiming, heartbeats, failing and the
+reaper are core.services' `work_*` functions; this module adds the stages. A version's chunks, vectors and BM25 postings are
 written in ONE transaction after deleting any earlier chunks of that version, so a retried,
 redelivered or killed run never leaves partial or duplicate chunks. Only chunks of a document's
 live (published) version are searchable; `live_chunks_sync` keeps the flags right.
@@ -12,11 +14,8 @@ together, which is what keeps bulk imports close to bare encode throughput.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,6 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -36,6 +34,7 @@ from accounts.policy import is_company_admin
 from config.celery import Queue
 from core.audit import audit_log
 from core.jobs import register
+from core.services import work_claim, work_enqueue, work_fail, work_heartbeat, work_owned
 
 from . import embedding
 from .ingestion import IngestionError
@@ -54,10 +53,9 @@ from .policy import document_policy
 
 logger = logging.getLogger(__name__)
 
+WORK_KIND = "ingestion"
 RUNNING = (IngestionStatus.EXTRACTING, IngestionStatus.CHUNKING, IngestionStatus.EMBEDDING)
 FINISHED = (IngestionStatus.INDEXED, IngestionStatus.FAILED)
-# A running version whose heartbeat is older than this belongs to a dead worker.
-STALE_AFTER = dt.timedelta(minutes=10)
 # Chunk texts encoded per call: large enough for length-sorted batches, small enough to heartbeat.
 ENCODE_SLICE = 1024
 ENCODE_BATCH = 64
@@ -68,10 +66,6 @@ REBUILD_JOB_KIND = "embedding_space_build"
 # Share of the progress bar at the start of each stage.
 _PROGRESS = {"extract": 0.0, "chunk": 0.1, "embed": 0.2, "index": 0.9}
 
-WORKER_LOST_MESSAGE = _(
-    "The worker stopped while processing this version (it was killed or timed out). "
-    "No partial chunks were kept; retry it."
-)
 UNEXPECTED_MESSAGE = _("Ingestion failed unexpectedly: {error}")
 
 
@@ -95,36 +89,13 @@ def version_text(version: DocumentVersion) -> str:
 
 
 def version_ingest_enqueue(*, version: DocumentVersion) -> VersionIngestion:
-    """Create or reset the version's ingestion row to queued; the task is queued after commit."""
-    ingestion, _created = VersionIngestion.objects.update_or_create(
-        version=version,
-        defaults={
-            "status": IngestionStatus.QUEUED,
-            "progress": 0.0,
-            "error_code": "",
-            "error_message": "",
-            "stage_timings": {},
-            "queued_at": timezone.now(),
-            "started_at": None,
-            "finished_at": None,
-            "heartbeat_at": None,
-            "worker": "",
-        },
+    """Create or reset the version's ingestion row to queued, in the caller's transaction (the
+    version's own): the task is sent once it commits, and a row the broker never got is sent by
+    core's reaper. A broker outage never breaks the save."""
+    row = VersionIngestion.objects.filter(version=version).first() or VersionIngestion(version=version)
+    return work_enqueue(
+        kind=WORK_KIND, row=row, error_code="", stage_timings={}, progress=0.0,
     )
-    version_id = version.pk
-    transaction.on_commit(lambda: version_ingest_dispatch(version_id=version_id))
-    return ingestion
-
-
-def version_ingest_dispatch(*, version_id: int) -> None:
-    """Send the task. A broker outage must not break the request that saved the version: the
-    row stays queued and the reaper sends it again."""
-    from .tasks import version_ingest
-
-    try:
-        version_ingest.apply_async(args=[version_id], queue=Queue.INGEST.value)
-    except Exception:  # noqa: BLE001 - logged; the reaper re-dispatches queued rows
-        logger.exception("Could not queue ingestion of version %s", version_id)
 
 
 @transaction.atomic
@@ -143,29 +114,6 @@ def version_ingest_retry(*, actor: Any, version: DocumentVersion, ip: str | None
         previous_error=row.error_code if row is not None else "",
     )
     return ingestion
-
-
-def ingestion_reap_stale(*, older_than: dt.timedelta = STALE_AFTER) -> int:
-    """Fail versions whose worker stopped sending heartbeats (they become retryable), and send
-    again the queued versions whose message seems lost. Returns how many were failed."""
-    now = timezone.now()
-    cutoff = now - older_than
-    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    reaped = VersionIngestion.objects.filter(Q(status__in=RUNNING) & stale).update(
-        status=IngestionStatus.FAILED,
-        error_code="worker_lost",
-        error_message=str(WORKER_LOST_MESSAGE),
-        finished_at=now,
-    )
-    lost = list(
-        VersionIngestion.objects.filter(status=IngestionStatus.QUEUED, queued_at__lt=now - 3 * older_than)
-        .values_list("version_id", flat=True)[:500]
-    )
-    if lost:
-        VersionIngestion.objects.filter(version_id__in=lost).update(queued_at=now)
-        for version_id in lost:
-            version_ingest_dispatch(version_id=version_id)
-    return reaped
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -266,32 +214,10 @@ def _claim_many(version_ids: list[int]) -> list[_Work]:
         VersionIngestion.objects.bulk_create(
             [VersionIngestion(version_id=vid) for vid in existing - have_rows], ignore_conflicts=True
         )
-        rows = {
-            row.version_id: row
-            for row in VersionIngestion.objects.select_for_update().filter(version_id__in=existing)
-        }
-        now = timezone.now()
-        worker = f"{socket.gethostname()}:{os.getpid()}"[:200]
-        claimed = []
-        for vid in version_ids:
-            row = rows.get(vid)
-            if row is None or row.status in FINISHED:
-                continue
-            if row.status in RUNNING and row.heartbeat_at and row.heartbeat_at > now - STALE_AFTER:
-                continue
-            row.status = IngestionStatus.EXTRACTING
-            row.progress = 0.0
-            row.started_at = row.heartbeat_at = now
-            row.finished_at = None
-            row.attempts += 1
-            row.worker = worker
-            row.error_code = row.error_message = ""
-            row.stage_timings = {}
-            claimed.append(row)
-        # Every claimed row gets the same values (attempts + 1): one UPDATE, not a per-row CASE.
-        VersionIngestion.objects.filter(pk__in=[row.pk for row in claimed]).update(
-            status=IngestionStatus.EXTRACTING, progress=0.0, started_at=now, heartbeat_at=now, finished_at=None,
-            attempts=F("attempts") + 1, worker=worker, error_code="", error_message="", stage_timings={},
+        row_ids = dict(VersionIngestion.objects.filter(version_id__in=existing).values_list("version_id", "pk"))
+        claimed = work_claim(
+            kind=WORK_KIND, pks=[row_ids[vid] for vid in version_ids if vid in row_ids],
+            progress=0.0, error_code="", stage_timings={},
         )
     versions = DocumentVersion.objects.select_related("document__knowledge_base").in_bulk(
         [row.version_id for row in claimed]
@@ -317,21 +243,13 @@ def _beat(
         if time.monotonic() - _last_beat < _BEAT_INTERVAL_S:
             return
     _last_beat = time.monotonic()
-    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    fields: dict[str, Any] = {}
     if status is not None:
         fields["status"] = status
     if progress is not None:
         fields["progress"] = progress
-    for work in works:
-        work.row.status = fields.get("status", work.row.status)
     # Rows this worker still owns: same claim (worker + attempt), not reaped meanwhile.
-    by_attempt: dict[tuple[str, int], list[int]] = {}
-    for work in works:
-        by_attempt.setdefault((work.row.worker, work.row.attempts), []).append(work.row.pk)
-    owned = Q()
-    for (worker, attempts), pks in by_attempt.items():
-        owned |= Q(pk__in=pks, worker=worker, attempts=attempts)
-    VersionIngestion.objects.filter(owned, status__in=RUNNING).update(**fields)
+    work_heartbeat(kind=WORK_KIND, rows=[work.row for work in works], **fields)
 
 
 def _prepare(work: _Work, space: EmbeddingSpace, *, throttle: bool = False) -> None:
@@ -442,9 +360,7 @@ def _write(works: list[_Work]) -> None:
         document_ids = sorted({work.version.document_id for work in works})
         # Same lock order as the knowledge services (document rows), so publish and index serialize.
         list(Document.objects.select_for_update().filter(pk__in=document_ids).order_by("pk").values_list("pk"))
-        owned = Q()
-        for work in works:
-            owned |= Q(pk=work.row.pk, attempts=work.row.attempts)
+        owned = work_owned([work.row for work in works])
         mine = set(
             VersionIngestion.objects.select_for_update().filter(owned, status__in=RUNNING).values_list("pk", flat=True)
         )
@@ -568,13 +484,7 @@ def _fail(work: _Work, exc: BaseException) -> None:
         logger.exception("Ingestion of version %s failed", work.version.pk, exc_info=exc)
         code, message = "internal_error", str(UNEXPECTED_MESSAGE).format(error=f"{type(exc).__name__}: {exc}")
     work.failed = True
-    VersionIngestion.objects.filter(pk=work.row.pk, attempts=work.row.attempts).update(
-        status=IngestionStatus.FAILED,
-        error_code=code[:64],
-        error_message=message,
-        stage_timings=work.timings,
-        finished_at=timezone.now(),
-    )
+    work_fail(kind=WORK_KIND, row=work.row, error=message, error_code=code[:64], stage_timings=work.timings)
 
 
 # --- searchable flags -----------------------------------------------------------------------------

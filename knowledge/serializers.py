@@ -21,7 +21,7 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
         model = KnowledgeBase
         fields = [
             "id", "name", "description", "department", "department_code", "shared_with", "shared_company_wide",
-            "review_required", "chunk_settings", "retrieval_settings", "created_by", "created_at",
+            "review_required", "self_approval_role", "chunk_settings", "retrieval_settings", "created_by", "created_at",
         ]
         read_only_fields = ["id", "created_by", "created_at"]
 

@@ -27,7 +27,8 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Department
+from accounts.models import Department, Membership, Role
+from accounts.policy import Capability, is_company_admin, user_has_capability
 from core.audit import AuditAction, audit_log
 
 from .models import (
@@ -45,7 +46,12 @@ from .policy import document_policy, knowledge_base_policy, review_policy, versi
 
 AUDIT_EDIT_LOCK_BREAK = "edit_lock_break"
 SHARING_FIELDS = ("shared_with", "shared_company_wide")
-KNOWLEDGE_BASE_FIELDS = ("name", "description", "review_required", "chunk_settings", "retrieval_settings")
+KNOWLEDGE_BASE_FIELDS = (
+    "name", "description", "review_required", "self_approval_role", "chunk_settings", "retrieval_settings",
+)
+# Which four-eyes rule let an approve through (recorded in its audit row).
+RULE_OTHER_REVIEWER = "another_reviewer"
+RULE_SELF_APPROVAL = "self_approval_allowed_for_role"
 
 
 class VersionConflict(Exception):
@@ -150,7 +156,8 @@ def _new_version(
         version.file_size = file_from.file_size
         version.file_mime = file_from.file_mime
     version.save()
-    transaction.on_commit(lambda: version_ingest_enqueue(version=version))
+    # Same transaction as the version: a version never exists without its queued ingestion row.
+    version_ingest_enqueue(version=version)
     return version
 
 
@@ -197,6 +204,7 @@ def knowledge_base_create(
     name: str,
     description: str = "",
     review_required: bool = True,
+    self_approval_role: str = "",
     shared_with: Iterable[Department] = (),
     shared_company_wide: bool = False,
     ip: str | None = None,
@@ -207,6 +215,7 @@ def knowledge_base_create(
         description=description,
         department=department,
         review_required=review_required,
+        self_approval_role=self_approval_role,
         shared_company_wide=shared_company_wide,
         created_by=actor,
     )
@@ -221,6 +230,7 @@ def knowledge_base_create(
         department=department,
         ip=ip,
         review_required=review_required,
+        self_approval_role=self_approval_role,
         shared_with=sorted(d.code for d in shared),
         shared_company_wide=shared_company_wide,
     )
@@ -478,14 +488,34 @@ def _close(review: Review, *, actor: Any, state: str, comment: str) -> None:
     review.save(update_fields=["state", "decided_by", "decided_at", "comment"])
 
 
+def _four_eyes_rule(*, actor: Any, review: Review, document: Document) -> dict[str, Any]:
+    """Who submitted or wrote the change may not approve it (company admins included), unless the
+    knowledge base allows self-approval for a role they hold in its department."""
+    own = actor.pk in (review.requested_by_id, review.version.author_id)
+    if not own:
+        return {"four_eyes_rule": RULE_OTHER_REVIEWER}
+    role = document.knowledge_base.self_approval_role
+    department = document.knowledge_base.department
+    if role:
+        roles = set(Membership.objects.filter(user=actor, department=department).values_list("role", flat=True))
+        if role in roles or (role == Role.ADMIN and is_company_admin(actor)):
+            return {"four_eyes_rule": RULE_SELF_APPROVAL, "self_approval_role": role}
+    raise IllegalTransition(
+        _("You submitted or wrote this change: another reviewer must approve it (four-eyes rule)."),
+        code="four_eyes",
+    )
+
+
 @transaction.atomic
 def review_approve(*, actor: Any, review: Review, comment: str = "", ip: str | None = None) -> Review:
     """Approve and publish the reviewed version; the previously live version stays in the history."""
     locked, document = _decide(actor=actor, review=review)
+    rule = _four_eyes_rule(actor=actor, review=locked, document=document)
     _close(locked, actor=actor, state=ReviewState.APPROVED, comment=comment)
     audit_log(
         actor=actor, action=AuditAction.APPROVE, obj=locked, department=document.knowledge_base.department,
         version=locked.version, ip=ip, comment=comment, document_id=document.pk, number=locked.version.number,
+        **rule,
     )
     _publish(actor=actor, document=document, version=locked.version, ip=ip, review_id=locked.pk)
     return locked

@@ -1,12 +1,18 @@
-"""BM25 index maintenance, called by the ingestion pipeline.
+"""BM25 index maintenance, called by the ingestion pipeline and by publishing.
 
 - `index_chunks` writes the postings of new chunks (in the pipeline's transaction).
 - `searchable_changed` makes postings follow `Chunk.searchable` and keeps the collection
   statistics (chunk count, total length, df) over searchable chunks only.
 
 The chunk row is the truth: both functions read `Chunk.searchable` rather than trusting their
-arguments, so calling them twice, or in either order, leaves the same index. All changes take the
-statistics row lock first, which serializes concurrent writers and rules out deadlocks on terms.
+arguments, so calling them twice, or in either order, leaves the same index.
+
+Statistics are never updated in place by writers: each change appends delta rows
+(`Bm25StatisticsDelta`, `Bm25TermDelta`) that readers add to the base rows in the same statement,
+and `statistics_rollup` (beat, every minute) folds them into the base rows. So publishing (which
+flips searchable flags) takes no lock that an ingestion batch holds: a reviewer's approve never
+waits for a 256-version batch to commit. Posting writers (`index_chunks`, the re-index) still
+serialize among themselves on one advisory lock, which rules out deadlocks on new terms.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from django.db import connection, transaction
 from .tokenize import signature, tokenize
 
 STATS_ID = 1
+# pg_advisory_xact_lock key serializing posting writers (ingestion batches, re-index, rebuild).
+POSTING_WRITERS_LOCK = 0x626D3235  # "bm25"
 
 
 def chunk_index_text(*, title: str, heading_path: list[str], text: str) -> str:
@@ -26,14 +34,53 @@ def chunk_index_text(*, title: str, heading_path: list[str], text: str) -> str:
     return "\n".join([title, *heading_path, text])
 
 
-def _lock_statistics(cursor) -> None:
+def _ensure_statistics(cursor) -> None:
     # A new (empty) index follows the current tokenizer; an existing one keeps what it recorded.
     cursor.execute(
         "INSERT INTO retrieval_bm25statistics (id, chunk_count, total_length, tokenizer) VALUES (%s, 0, 0, %s) "
         "ON CONFLICT (id) DO NOTHING",
         [STATS_ID, signature()],
     )
+
+
+def _lock_posting_writers(cursor) -> None:
+    """Serialize writers of postings (not publishing, which only flips flags and appends deltas)."""
+    _ensure_statistics(cursor)
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [POSTING_WRITERS_LOCK])
+
+
+def _lock_statistics_row(cursor) -> None:
+    """The base row's lock: only the roll-up and the rebuild take it, never a writer."""
+    _ensure_statistics(cursor)
     cursor.execute("SELECT 1 FROM retrieval_bm25statistics WHERE id = %s FOR UPDATE", [STATS_ID])
+
+
+# Readers: base row plus the deltas not rolled up yet, in one statement (one snapshot).
+STATISTICS_SQL = (
+    "SELECT (s.chunk_count + coalesce(d.n, 0))::bigint, (s.total_length + coalesce(d.total, 0))::bigint "
+    "FROM retrieval_bm25statistics s, "
+    "(SELECT sum(chunk_count) AS n, sum(total_length) AS total FROM retrieval_bm25statisticsdelta) d "
+    "WHERE s.id = 1"
+)
+TERM_DF_SQL = (
+    "SELECT t.id, t.term, t.df + coalesce((SELECT sum(d.df) FROM retrieval_bm25termdelta d "
+    "WHERE d.term_id = t.id), 0)::int AS df FROM retrieval_bm25term t WHERE t.term = ANY(%s::text[])"
+)
+
+
+def collection_statistics() -> tuple[int, int]:
+    """(searchable chunk count, their total length in terms), deltas included."""
+    with connection.cursor() as cursor:
+        cursor.execute(STATISTICS_SQL)
+        row = cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def term_df(terms: list[str]) -> dict[str, int]:
+    """Document frequency over searchable chunks of each known term, deltas included."""
+    with connection.cursor() as cursor:
+        cursor.execute(TERM_DF_SQL, [list(set(terms))])
+        return {term: df for _id, term, df in cursor.fetchall()}
 
 
 def _term_ids(cursor, terms: set[str]) -> dict[str, int]:
@@ -59,18 +106,18 @@ def _apply_delta(cursor, rows: list[tuple[int, int, int, bool]]) -> None:
         df[term_id] += 1 if searchable else -1
         chunks[chunk_id] = (length, searchable)
     term_ids = sorted(t for t, d in df.items() if d)
-    cursor.execute(
-        "UPDATE retrieval_bm25term AS t SET df = t.df + d.delta "
-        "FROM unnest(%s::bigint[], %s::int[]) AS d(id, delta) WHERE t.id = d.id",
-        [term_ids, [df[t] for t in term_ids]],
-    )
+    if term_ids:
+        cursor.execute(
+            "INSERT INTO retrieval_bm25termdelta (term_id, df) SELECT * FROM unnest(%s::bigint[], %s::int[])",
+            [term_ids, [df[t] for t in term_ids]],
+        )
     count = sum(1 if s else -1 for _, s in chunks.values())
     length = sum(ln if s else -ln for ln, s in chunks.values())
-    cursor.execute(
-        "UPDATE retrieval_bm25statistics SET chunk_count = chunk_count + %s, total_length = total_length + %s "
-        "WHERE id = %s",
-        [count, length, STATS_ID],
-    )
+    if count or length:
+        cursor.execute(
+            "INSERT INTO retrieval_bm25statisticsdelta (chunk_count, total_length) VALUES (%s, %s)",
+            [count, length],
+        )
 
 
 def _remove_postings(cursor, chunk_ids: list[int]) -> None:
@@ -101,7 +148,7 @@ def index_chunks(*, chunk_ids: list[int]) -> None:
         for cid, kb, searchable, text, headings, title in chunks
     ]
     with connection.cursor() as cursor:
-        _lock_statistics(cursor)
+        _lock_posting_writers(cursor)
         _remove_postings(cursor, chunk_ids)
         ids = _term_ids(cursor, {term for *_, counts in tokenized for term in counts})
         buffer = io.StringIO()
@@ -120,13 +167,26 @@ def index_chunks(*, chunk_ids: list[int]) -> None:
 
 
 @transaction.atomic
+def chunks_delete(*, chunk_ids: list[int]) -> None:
+    """Delete chunks with their postings and vectors; the statistics lose what was searchable."""
+    chunk_ids = sorted(set(chunk_ids))
+    if not chunk_ids:
+        return
+    with connection.cursor() as cursor:
+        _lock_posting_writers(cursor)
+        _remove_postings(cursor, chunk_ids)
+        cursor.execute("DELETE FROM knowledge_chunkvector WHERE chunk_id = ANY(%s)", [chunk_ids])
+        cursor.execute("DELETE FROM knowledge_chunk WHERE id = ANY(%s)", [chunk_ids])
+
+
+@transaction.atomic
 def searchable_changed(*, added: list[int], removed: list[int]) -> None:
     """Make postings follow `Chunk.searchable` for these chunks and update the statistics."""
     chunk_ids = sorted(set(added) | set(removed))
     if not chunk_ids:
         return
     with connection.cursor() as cursor:
-        _lock_statistics(cursor)
+        _ensure_statistics(cursor)
         cursor.execute(
             "SELECT c.id FROM knowledge_chunk c WHERE c.id = ANY(%s) AND NOT EXISTS "
             "(SELECT 1 FROM retrieval_bm25posting p WHERE p.chunk_id = c.id)",
@@ -146,10 +206,36 @@ def searchable_changed(*, added: list[int], removed: list[int]) -> None:
 
 
 @transaction.atomic
+def statistics_rollup() -> None:
+    """Fold the committed deltas into the base rows (beat, every minute). Each delta row is moved
+    or left in one transaction, so base + remaining deltas never change for a reader."""
+    with connection.cursor() as cursor:
+        _lock_statistics_row(cursor)
+        cursor.execute(
+            "WITH d AS (DELETE FROM retrieval_bm25statisticsdelta RETURNING chunk_count, total_length) "
+            "UPDATE retrieval_bm25statistics SET chunk_count = chunk_count + x.n, total_length = total_length + x.total "
+            "FROM (SELECT coalesce(sum(chunk_count), 0) AS n, coalesce(sum(total_length), 0) AS total FROM d) x "
+            "WHERE id = %s",
+            [STATS_ID],
+        )
+        cursor.execute(
+            "WITH d AS (DELETE FROM retrieval_bm25termdelta RETURNING term_id, df), "
+            "x AS (SELECT term_id, sum(df) AS df FROM d GROUP BY term_id) "
+            "UPDATE retrieval_bm25term t SET df = t.df + x.df FROM x WHERE t.id = x.term_id AND x.df <> 0"
+        )
+
+
+@transaction.atomic
 def statistics_rebuild() -> None:
     """Recount N, total length and df from the postings (after chunks were deleted in bulk)."""
     with connection.cursor() as cursor:
-        _lock_statistics(cursor)
+        _lock_statistics_row(cursor)
+        _lock_posting_writers(cursor)
+        # Every delta writer changes postings in the same transaction: this waits for them and
+        # holds off new ones, so the recount and the deltas it replaces agree.
+        cursor.execute("LOCK TABLE retrieval_bm25posting IN SHARE MODE")
+        cursor.execute("DELETE FROM retrieval_bm25statisticsdelta")
+        cursor.execute("DELETE FROM retrieval_bm25termdelta")
         cursor.execute(
             "UPDATE retrieval_bm25statistics s SET chunk_count = x.n, total_length = x.total FROM "
             "(SELECT count(*) AS n, coalesce(sum(length), 0) AS total FROM "
@@ -166,7 +252,7 @@ def statistics_rebuild() -> None:
 REINDEX_BATCH = 2_000
 
 
-def reindex_all(*, batch: int = REINDEX_BATCH, progress=None) -> int:
+def reindex_all(*, batch: int = REINDEX_BATCH, progress=None, rollup: bool = True) -> int:
     """Re-tokenize every chunk (after a tokenizer or user-dictionary change); returns the count.
 
     Batches commit one by one, so searches keep being served while it runs: a chunk's old postings
@@ -186,12 +272,20 @@ def reindex_all(*, batch: int = REINDEX_BATCH, progress=None) -> int:
         done, last = done + len(ids), ids[-1]
         if progress:
             progress(done, total)
+    if rollup:
+        statistics_rollup()
     with transaction.atomic(), connection.cursor() as cursor:
-        _lock_statistics(cursor)
+        _lock_posting_writers(cursor)
         cursor.execute(
             "DELETE FROM retrieval_bm25term t WHERE NOT EXISTS "
             "(SELECT 1 FROM retrieval_bm25posting p WHERE p.term_id = t.id)"
         )
+        if rollup:
+            # Their deltas sum to zero (no posting, so no searchable one): drop them with the terms.
+            cursor.execute(
+                "DELETE FROM retrieval_bm25termdelta d WHERE NOT EXISTS "
+                "(SELECT 1 FROM retrieval_bm25term t WHERE t.id = d.term_id)"
+            )
         cursor.execute("UPDATE retrieval_bm25statistics SET tokenizer = %s WHERE id = %s", [signature(), STATS_ID])
     return done
 

@@ -3,7 +3,8 @@
 BM25 lives in PostgreSQL so that it scales with the database and obeys the same permission
 filter as every other read: a posting copies `knowledge_base_id` and `searchable` from its chunk,
 and a partial covering index on `term` serves the query from the index alone.
-Collection statistics (N, total length, df) count searchable chunks only; `indexing.py` keeps them.
+Collection statistics (N, total length, df) count searchable chunks only; `indexing.py` keeps them
+as base rows plus appended deltas, summed on read and rolled up every minute.
 """
 
 from __future__ import annotations
@@ -34,6 +35,22 @@ class Bm25Statistics(models.Model):
     @property
     def average_length(self) -> float:
         return self.total_length / self.chunk_count if self.chunk_count else 0.0
+
+
+class Bm25StatisticsDelta(models.Model):
+    """A change to the statistics, appended by a writer (no shared row lock); readers add the
+    deltas to the base row, `indexing.statistics_rollup` folds them into it."""
+
+    chunk_count = models.BigIntegerField()
+    total_length = models.BigIntegerField()
+
+
+class Bm25TermDelta(models.Model):
+    """A change to one term's df, appended like `Bm25StatisticsDelta` (no foreign key: terms are
+    only ever deleted with their deltas, by the re-index)."""
+
+    term_id = models.BigIntegerField(db_index=True)
+    df = models.IntegerField()
 
 
 class Bm25Posting(models.Model):
@@ -117,6 +134,14 @@ class HitTestRun(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Background-work bookkeeping (core.jobs, kind "hit_test_run"): a run whose worker dies is
+    # failed by the reaper instead of staying "running".
+    progress = models.FloatField(default=0.0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

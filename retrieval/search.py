@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from knowledge.models import Chunk, EmbeddingSpace, EmbeddingSpaceStatus
 from knowledge.policy import knowledge_base_policy
 
+from .indexing import STATISTICS_SQL, TERM_DF_SQL
 from .tokenize import is_cjk, tokenize
 
 MODES = ("bm25", "dense", "hybrid", "hybrid_rerank")
@@ -133,15 +134,14 @@ def _bm25_weights(query: str, cfg: dict) -> tuple[list[int], list[float], float,
     if not terms:
         return [], [], 0.0, 0.0
     with connection.cursor() as cursor:
-        cursor.execute("SELECT chunk_count, total_length FROM retrieval_bm25statistics WHERE id = 1")
+        # Base rows plus the deltas not rolled up yet (see retrieval/indexing.py).
+        cursor.execute(STATISTICS_SQL)
         row = cursor.fetchone()
         if not row or not row[0]:
             return [], [], 0.0, 0.0
         n, total = row
-        cursor.execute(
-            "SELECT id, term, df FROM retrieval_bm25term WHERE term = ANY(%s::text[]) AND df > 0", [list(set(terms))]
-        )
-        found = cursor.fetchall()
+        cursor.execute(TERM_DF_SQL, [list(set(terms))])
+        found = [(term_id, term, df) for term_id, term, df in cursor.fetchall() if df > 0]
     counts = {t: terms.count(t) for t in set(terms)}
     ids, weights = [], []
     for term_id, term, df in found:

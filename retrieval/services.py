@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from core.services import work_claim, work_enqueue, work_fail, work_finish, work_heartbeat
 from knowledge.models import Chunk, Document
 
 from .evaluation import CHUNKS_PER_RANKING, document_ranking, first_relevant_rank, summarize
@@ -25,52 +26,52 @@ def hit_test_query_add(*, test_set: HitTestSet, query: str, expected_documents: 
     return item
 
 
+WORK_KIND = "hit_test_run"  # core background work, registered in retrieval/apps.py
+HEARTBEAT_EVERY_S = 5.0
+
+
 @transaction.atomic
 def hit_test_run_start(*, actor: Any, test_set: HitTestSet) -> HitTestRun:
-    from config.celery import Queue
-
-    from .tasks import hit_test_run_execute_task
-
-    run = HitTestRun.objects.create(test_set=test_set, started_by=actor)
-    transaction.on_commit(lambda: hit_test_run_execute_task.apply_async(args=[run.pk], queue=Queue.DEFAULT.value))
-    return run
+    """Queue a run; its task is sent on commit (or by core's reaper if the broker was down)."""
+    return work_enqueue(kind=WORK_KIND, row=HitTestRun(test_set=test_set, started_by=actor))
 
 
 def hit_test_run_execute(*, run_id: int) -> HitTestRun:
     """Search every query of the set in every mode as the user who started the run."""
     from . import search as search_module
 
-    run = HitTestRun.objects.select_related("test_set__knowledge_base", "started_by").get(pk=run_id)
-    HitTestRun.objects.filter(pk=run.pk).update(status=HitTestRunStatus.RUNNING)
+    claimed = work_claim(kind=WORK_KIND, pks=[run_id])
+    if not claimed:
+        return HitTestRun.objects.get(pk=run_id)  # finished, or another live worker has it
+    run = claimed[0]
+    run = HitTestRun.objects.select_related("test_set__knowledge_base", "started_by").get(pk=run.pk)
     kb = run.test_set.knowledge_base
     try:
         modes = ["bm25", "dense", "hybrid"] + (["hybrid_rerank"] if search_module.rerank_available() else [])
         queries = [(q.query, set(q.expected_documents.values_list("pk", flat=True)))
                    for q in run.test_set.queries.prefetch_related("expected_documents")]
         metrics = {}
+        total, done, last_beat = max(1, len(modes) * len(queries)), 0, time.monotonic()
         for mode in modes:
-            ranks = [
-                first_relevant_rank(
-                    document_ranking(
-                        search_module.search(run.started_by, text, knowledge_bases=[kb], k=CHUNKS_PER_RANKING, mode=mode)
-                    ),
-                    expected,
-                )
-                for text, expected in queries
-            ]
+            ranks = []
+            for text, expected in queries:
+                hits = search_module.search(run.started_by, text, knowledge_bases=[kb], k=CHUNKS_PER_RANKING, mode=mode)
+                ranks.append(first_relevant_rank(document_ranking(hits), expected))
+                done += 1
+                if time.monotonic() - last_beat > HEARTBEAT_EVERY_S:
+                    work_heartbeat(kind=WORK_KIND, rows=[run], progress=round(done / total, 4))
+                    last_beat = time.monotonic()
             metrics[mode] = summarize(ranks)
         space = search_module.active_search_space()
-        run.metrics = metrics
-        run.context = {
+        context = {
             "queries": len(queries),
             "retrieval_settings": kb.retrieval_settings,
             "embedding_model": space.model_name if space else None,
             "searchable_chunks": Chunk.objects.filter(knowledge_base=kb, searchable=True).count(),
         }
-        run.status = HitTestRunStatus.SUCCEEDED
-    except Exception as exc:  # noqa: BLE001 - the row records the failure
-        run.status = HitTestRunStatus.FAILED
-        run.error_message = str(exc)[:2000]
-    run.finished_at = timezone.now()
-    run.save(update_fields=["metrics", "context", "status", "error_message", "finished_at"])
+    except Exception as exc:  # noqa: BLE001 - the row records the failure (soft time limit included)
+        work_fail(kind=WORK_KIND, row=run, error=str(exc)[:2000])
+    else:
+        work_finish(kind=WORK_KIND, row=run, status=HitTestRunStatus.SUCCEEDED, metrics=metrics, context=context)
+    run.refresh_from_db()
     return run

@@ -1,9 +1,19 @@
+"""Thin Celery tasks of retrieval; late acks and time limits from the "hit_test_run" kind."""
+
 from celery import shared_task
 
+from core.jobs import task_options
+
+from .services import hit_test_run_execute
 
 
-@shared_task
+@shared_task(**task_options("hit_test_run"))
 def hit_test_run_execute_task(run_id: int) -> None:
-    from .services import hit_test_run_execute
-
     hit_test_run_execute(run_id=run_id)
+
+
+@shared_task(name="retrieval.bm25_statistics_rollup", ignore_result=True)
+def bm25_statistics_rollup() -> None:
+    from .indexing import statistics_rollup
+
+    statistics_rollup()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import crypto
@@ -151,7 +152,8 @@ class SourceRecord(models.Model):
 
 
 class SourceSync(models.Model):
-    """One sync run. Its row is the truth the UI and API show (not Celery's result)."""
+    """One sync run. Its row is the truth the UI and API show (not Celery's result), driven by
+    core's background-work mechanism (kind "source_sync", sources/apps.py)."""
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="syncs")
     status = models.CharField(_("status"), max_length=16, choices=SyncStatus.choices, default=SyncStatus.QUEUED)
@@ -168,9 +170,15 @@ class SourceSync(models.Model):
     error = models.TextField(_("error"), blank=True)
     # Per-record failures: [{"key": "42", "error": "..."}], the first ones only.
     record_errors = models.JSONField(_("record errors"), default=list, blank=True)
-    queued_at = models.DateTimeField(_("queued at"), auto_now_add=True)
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Background-work bookkeeping (core.jobs, kind "source_sync").
+    progress = models.FloatField(_("progress"), default=0.0)
+    heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-queued_at", "-id"]

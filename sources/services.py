@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,8 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.celery import Queue
 from core.audit import AuditAction, audit_log
+from core.services import work_claim, work_enqueue, work_finish, work_heartbeat
 from knowledge.models import Document, KnowledgeBase
 from knowledge.services import document_create, document_update_metadata, document_version_create
 
@@ -40,7 +41,8 @@ SOURCE_FIELDS = (
 SECRET_FIELDS = ("dsn", "auth_header_value")
 NULLABLE_FIELDS = {"schedule_minutes"}
 MAX_RECORD_ERRORS = 50
-STALE_RUNNING = datetime.timedelta(hours=2)
+WORK_KIND = "source_sync"  # core background work, registered in sources/apps.py
+HEARTBEAT_EVERY_S = 5.0
 TITLE_MAX = 300
 
 
@@ -166,22 +168,16 @@ def source_sync_request(*, actor: Any, source: Source, trigger: str = SyncTrigge
     if actor is not None:
         _require(source_policy.user_has_permission_for_instance(actor, "sync", source))
     with transaction.atomic():
-        sync = SourceSync.objects.create(source=source, trigger=trigger, requested_by=actor)
-    from .tasks import source_sync_task
-
-    transaction.on_commit(lambda: source_sync_task.apply_async(args=[sync.pk], queue=Queue.INGEST.value))
-    return sync
+        # Sent when the outermost transaction commits; core's reaper sends it if the broker was down.
+        return work_enqueue(kind=WORK_KIND, row=SourceSync(source=source, trigger=trigger, requested_by=actor))
 
 
 def sources_queue_due(*, now: datetime.datetime | None = None) -> list[SourceSync]:
     """Queue one sync per enabled, scheduled source whose time has come and that has none pending."""
     now = now or timezone.now()
     queued: list[SourceSync] = []
-    # A run whose worker died stays "running": past the task's time limit it cannot be alive.
-    SourceSync.objects.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING], queued_at__lt=now - STALE_RUNNING).update(
-        status=SyncStatus.FAILED, finished_at=now, error=_("The sync did not finish: its worker stopped or the queue lost it.")
-    )
-    pending = SourceSync.objects.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING], queued_at__gte=now - STALE_RUNNING)
+    # A run whose worker died is failed by core's reaper (stale heartbeat), so it stops blocking.
+    pending = SourceSync.objects.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING])
     with transaction.atomic():
         due = (
             Source.objects.select_for_update(skip_locked=True)
@@ -284,21 +280,19 @@ def _start(sync_id: int) -> SourceSync | None:
         sync = SourceSync.objects.select_for_update().select_related("source").get(pk=sync_id)
         if sync.status != SyncStatus.QUEUED:
             return None  # a redelivered task: the run already happened or is happening
-        # One run per source at a time: lock the source row while deciding.
+        # One run per source at a time: lock the source row while deciding. A running one whose
+        # worker died is failed by the reaper, so it does not block for longer than that.
         Source.objects.select_for_update().get(pk=sync.source_id)
-        busy = SourceSync.objects.filter(
-            source_id=sync.source_id, status=SyncStatus.RUNNING, started_at__gte=timezone.now() - STALE_RUNNING
-        ).exclude(pk=sync.pk)
-        sync.started_at = timezone.now()
+        busy = SourceSync.objects.filter(source_id=sync.source_id, status=SyncStatus.RUNNING).exclude(pk=sync.pk)
         if busy.exists():
-            sync.status = SyncStatus.FAILED
-            sync.error = _("Another sync of this source is still running.")
-            sync.finished_at = sync.started_at
-            sync.save()
+            now = timezone.now()
+            SourceSync.objects.filter(pk=sync.pk).update(
+                status=SyncStatus.FAILED, started_at=now, finished_at=now,
+                error=_("Another sync of this source is still running."),
+            )
             return None
-        sync.status = SyncStatus.RUNNING
-        sync.save(update_fields=["status", "started_at"])
-    return sync
+        claimed = work_claim(kind=WORK_KIND, pks=[sync.pk])
+    return claimed[0] if claimed else None
 
 
 def source_sync_run(*, sync_id: int) -> SourceSync:
@@ -321,7 +315,11 @@ def source_sync_run(*, sync_id: int) -> SourceSync:
         records = _fetch_records(source)
         fetched = len(records)
         seen: set[str] = set()
-        for record in records:
+        last_beat = time.monotonic()
+        for number, record in enumerate(records):
+            if time.monotonic() - last_beat > HEARTBEAT_EVERY_S:
+                work_heartbeat(kind=WORK_KIND, rows=[sync], progress=round(number / fetched, 4))
+                last_beat = time.monotonic()
             key = ""
             try:
                 key = _record_key(source, record)
@@ -349,9 +347,9 @@ def source_sync_run(*, sync_id: int) -> SourceSync:
     else:
         status = SyncStatus.SUCCEEDED
     with transaction.atomic():
-        SourceSync.objects.filter(pk=sync.pk).update(
-            status=status, error=error, record_errors=record_errors, fetched=fetched,
-            finished_at=timezone.now(), **counts,
+        work_finish(
+            kind=WORK_KIND, row=sync, status=status, error=error, record_errors=record_errors, fetched=fetched,
+            progress=1.0, **counts,
         )
         Source.objects.filter(pk=source.pk).update(last_sync=sync.pk)
     sync.refresh_from_db()
@@ -365,10 +363,10 @@ def source_sync(*, source_id: int, actor: Any = None) -> SourceSync:
         source = source_policy.instance_for_user(actor, "sync", source_id)
     else:
         source = Source.objects.get(pk=source_id)
-    with transaction.atomic():
-        sync = SourceSync.objects.create(
-            source=source, trigger=SyncTrigger.MANUAL if actor else SyncTrigger.SCHEDULE, requested_by=actor
-        )
+    sync = SourceSync.objects.create(
+        source=source, trigger=SyncTrigger.MANUAL if actor else SyncTrigger.SCHEDULE, requested_by=actor,
+        dispatched_at=timezone.now(),  # runs here: nothing to send
+    )
     return source_sync_run(sync_id=sync.pk)
 
 

@@ -1,19 +1,14 @@
-"""Thin Celery tasks: one sync (queued on Queue.INGEST by services.source_sync_request), and the
-beat-driven check for due sources (default queue)."""
+"""Thin Celery tasks: one sync (queued on Queue.INGEST by services.source_sync_request, late acks
+and time limits from the "source_sync" kind), and the beat-driven check for due sources."""
 
 from celery import shared_task
 
+from core.jobs import task_options
+
 from . import services
 
-SYNC_TIME_LIMIT_S = 30 * 60
 
-
-@shared_task(
-    name="sources.tasks.source_sync_task",
-    acks_late=True,
-    soft_time_limit=SYNC_TIME_LIMIT_S,
-    time_limit=SYNC_TIME_LIMIT_S + 60,
-)
+@shared_task(**task_options("source_sync"))
 def source_sync_task(sync_id: int) -> None:
     services.source_sync_run(sync_id=sync_id)
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 from core.audit import AuditAction, audit_log
 from core.jobs import register
 from core.models import AuditEntry, Job, JobStatus
-from core.services import job_create, job_execute, job_reap_stale
+from core.services import job_create, job_execute, work_reap
 
 
 @register("test_boom")
@@ -44,7 +44,7 @@ def test_reaper_fails_jobs_whose_worker_died(people):
     job = Job.objects.create(kind="system_check", queue="default", status=JobStatus.RUNNING)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
     fresh = Job.objects.create(kind="system_check", queue="default", status=JobStatus.RUNNING, heartbeat_at=timezone.now())
-    assert job_reap_stale(older_than=dt.timedelta(minutes=15)) == 1
+    assert work_reap(kinds=["job"])["job"]["failed"] == 1
     job.refresh_from_db()
     fresh.refresh_from_db()
     assert job.status == JobStatus.FAILED and "retried" in job.error
@@ -63,3 +63,53 @@ def test_audit_rows_are_append_only_in_the_database(people, credit):
     entry = AuditEntry.objects.get(pk=entry.pk)
     assert entry.action == AuditAction.EDIT
     assert entry.actor_username == "root" and entry.ip == "10.0.0.1"
+
+
+def test_one_reaper_fails_every_kind_of_work_whose_worker_died(people, credit):
+    """Hit-test runs and source syncs have heartbeats too: a dead worker's row does not stay
+    running forever; a live worker's row is left alone."""
+    from knowledge.models import IngestionStatus, VersionIngestion
+    from retrieval.models import HitTestRun, HitTestSet
+    from sources.models import Source, SourceSync
+    from tests.factories import KnowledgeBaseFactory, document
+
+    manager = people["credit_manager"]
+    kb = KnowledgeBaseFactory(department=credit)
+    old = timezone.now() - dt.timedelta(hours=1)
+    test_set = HitTestSet.objects.create(knowledge_base=kb, name="smoke", created_by=manager)
+    dead_run = HitTestRun.objects.create(test_set=test_set, started_by=manager, status="running", heartbeat_at=old)
+    live_run = HitTestRun.objects.create(
+        test_set=test_set, started_by=manager, status="running", heartbeat_at=timezone.now()
+    )
+    source = Source.objects.create(knowledge_base=kb, kind="sql", name="crm", created_by=manager)
+    dead_sync = SourceSync.objects.create(source=source, status="running", heartbeat_at=old)
+    version = document(kb, manager, content="Text.").latest_version
+    VersionIngestion.objects.filter(version=version).update(status=IngestionStatus.EMBEDDING, heartbeat_at=old)
+
+    report = work_reap()
+
+    failed = {name: report[name]["failed"] for name in ("job", "ingestion", "source_sync", "hit_test_run")}
+    assert failed == {"job": 0, "ingestion": 1, "source_sync": 1, "hit_test_run": 1}
+    dead_run.refresh_from_db()
+    assert dead_run.status == "failed" and "did not finish" in dead_run.error_message
+    assert dead_run.finished_at is not None
+    live_run.refresh_from_db()
+    assert live_run.status == "running"
+    dead_sync.refresh_from_db()
+    assert dead_sync.status == "failed" and "did not finish" in dead_sync.error
+    assert VersionIngestion.objects.get(version=version).error_code == "worker_lost"
+
+
+def test_the_reaper_sends_rows_never_sent_and_a_redelivered_message_runs_a_job_once(people):
+    from tests.core.test_worker_integration import broker
+
+    with broker("memory://", {}):
+        job = Job.objects.create(kind="system_check", queue="default")  # queued, never sent
+        assert work_reap(kinds=["job"])["job"]["dispatched"] == 0  # too fresh: its commit may still send it
+        later = timezone.now() + dt.timedelta(minutes=1)
+        assert work_reap(now=later, kinds=["job"])["job"] == {"failed": 0, "dispatched": 1}
+        job.refresh_from_db()
+        assert job.dispatched_at is not None
+        assert work_reap(now=later, kinds=["job"])["job"]["dispatched"] == 0  # sent once
+    assert job_execute(job_id=str(job.pk)).status == JobStatus.SUCCEEDED  # as the task receives it
+    assert job_execute(job_id=str(job.pk)).attempts == 1

@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 from django.utils import timezone
 
+from core.services import work_reap
 from knowledge import pipeline
 from knowledge.embedding import active_space
 from knowledge.models import Chunk, ChunkVector, IngestionStatus, VersionIngestion
@@ -177,12 +178,14 @@ def test_reaper_fails_stale_running_versions_so_they_can_be_retried(kb, people):
     doc = document(kb, people["credit_manager"], content="Text.")
     version = doc.latest_version
     old = timezone.now() - dt.timedelta(hours=1)
-    VersionIngestion.objects.create(version=version, status=IngestionStatus.EMBEDDING, started_at=old, heartbeat_at=old)
-    fresh_doc = document(kb, people["credit_manager"], content="Other text.")
-    VersionIngestion.objects.create(
-        version=fresh_doc.latest_version, status=IngestionStatus.EMBEDDING, heartbeat_at=timezone.now()
+    VersionIngestion.objects.filter(version=version).update(
+        status=IngestionStatus.EMBEDDING, started_at=old, heartbeat_at=old
     )
-    assert pipeline.ingestion_reap_stale() == 1
+    fresh_doc = document(kb, people["credit_manager"], content="Other text.")
+    VersionIngestion.objects.filter(version=fresh_doc.latest_version).update(
+        status=IngestionStatus.EMBEDDING, heartbeat_at=timezone.now()
+    )
+    assert work_reap(kinds=["ingestion"])["ingestion"]["failed"] == 1
     row = VersionIngestion.objects.get(version=version)
     assert row.status == IngestionStatus.FAILED and row.error_code == "worker_lost"
     assert "retry" in row.error_message
@@ -203,14 +206,13 @@ def test_batch_run_encodes_versions_together(kb, people):
     assert VersionIngestion.objects.get(version_id=ids[3]).error_code == "empty"
 
 
-def test_document_creation_queues_ingestion_after_commit(kb, people, django_capture_on_commit_callbacks):
+def test_document_creation_queues_ingestion_in_its_own_transaction(kb, people, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
         doc = document(kb, people["credit_manager"], content="Queued text.")
-    assert not VersionIngestion.objects.filter(version=doc.latest_version).exists()
-    # run the hook without sending to a broker: enqueue creates the queued row
-    pipeline.version_ingest_enqueue(version=doc.latest_version)
-    assert callbacks  # the services registered the hook
-    assert VersionIngestion.objects.get(version=doc.latest_version).status == IngestionStatus.QUEUED
+    # The row exists before commit (same transaction as the version); only the send waits for it.
+    row = VersionIngestion.objects.get(version=doc.latest_version)
+    assert row.status == IngestionStatus.QUEUED and row.dispatched_at is None
+    assert callbacks  # the send, registered for commit
 
 
 def test_a_worker_takes_other_queued_versions_along(credit, people):

@@ -1,13 +1,16 @@
 """A real Celery worker killed with SIGKILL in the middle of a version: the version is never
 stuck and never ends with duplicate chunks; after the reaper it is retried to one set of chunks."""
 
+import datetime as dt
 import os
 import signal
 import time
 
 import pytest
 import redis
+from django.utils import timezone
 
+from core.services import work_reap
 from knowledge import pipeline
 from knowledge.models import Chunk, ChunkVector, IngestionStatus, VersionIngestion
 from tests.core.test_worker_integration import broker, worker_process
@@ -54,8 +57,8 @@ def test_worker_killed_while_embedding_leaves_the_version_retryable_without_dupl
         assert row.status == IngestionStatus.EMBEDDING  # the dead worker could not record anything
         assert not Chunk.objects.filter(version=version).exists()  # and left no partial chunks
 
-        reaped = pipeline.ingestion_reap_stale(older_than=pipeline.dt.timedelta(0))
-        assert reaped == 1
+        reaped = work_reap(now=timezone.now() + dt.timedelta(hours=1), kinds=["ingestion"])
+        assert reaped["ingestion"]["failed"] == 1
         row.refresh_from_db()
         assert row.status == IngestionStatus.FAILED and row.error_code == "worker_lost"
 

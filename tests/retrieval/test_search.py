@@ -6,7 +6,8 @@ import pytest
 
 from knowledge.models import Chunk, KnowledgeBase
 from retrieval import search as search_module
-from retrieval.models import Bm25Statistics, Bm25Term
+from retrieval.indexing import collection_statistics, statistics_rollup, term_df
+from retrieval.models import Bm25Statistics, Bm25StatisticsDelta, Bm25Term, Bm25TermDelta
 from retrieval.search import bm25_search, dense_search, fuse, search
 from retrieval.tokenize import tokenize
 from tests.factories import KnowledgeBaseFactory
@@ -92,9 +93,9 @@ def test_bm25_scores_equal_a_plain_python_bm25_over_searchable_chunks(corpus, pe
         c.pk: tokenize(chunk_index_text(title=c.document.title, heading_path=c.heading_path, text=c.text))
         for c in searchable
     }
-    stats = Bm25Statistics.objects.get()
-    assert stats.chunk_count == len(documents)
-    assert stats.total_length == sum(len(t) for t in documents.values())
+    chunk_count, total_length = collection_statistics()  # base rows + deltas not rolled up yet
+    assert chunk_count == len(documents)
+    assert total_length == sum(len(t) for t in documents.values())
     query = "credit committee approval of loan applications"
     expected = python_bm25(documents, tokenize(query))
     got = dict(bm25_search(people["superuser"], query, k=100))
@@ -112,11 +113,20 @@ def test_bm25_scores_equal_a_plain_python_bm25_over_searchable_chunks(corpus, pe
     assert bm25_search(people["credit_employee"], query, k=100, only=leave_ids) == []
     # Statistics follow the searchable flags, and come back when the chunks do.
     set_searchable(corpus["loan_chunks"], False)
-    assert Bm25Statistics.objects.get().chunk_count == len(documents) - 2
-    assert Bm25Term.objects.get(term="committee").df == 0
+    assert collection_statistics()[0] == len(documents) - 2
+    assert term_df(["committee"]) == {"committee": 0}
     set_searchable(corpus["loan_chunks"], True)
+    assert term_df(["committee"]) == {"committee": 2}
+    assert collection_statistics()[1] == total_length
+    # Rolling the deltas up moves them into the base rows and changes no score.
+    assert Bm25StatisticsDelta.objects.exists() and Bm25TermDelta.objects.exists()
+    statistics_rollup()
+    assert not Bm25StatisticsDelta.objects.exists() and not Bm25TermDelta.objects.exists()
+    stats = Bm25Statistics.objects.get()
+    assert (stats.chunk_count, stats.total_length) == (len(documents), total_length)
     assert Bm25Term.objects.get(term="committee").df == 2
-    assert Bm25Statistics.objects.get().total_length == stats.total_length
+    rolled = dict(bm25_search(people["superuser"], query, k=100))
+    assert rolled == {cid: pytest.approx(score, rel=1e-9) for cid, score in expected.items()}
 
 
 @pytest.mark.django_db

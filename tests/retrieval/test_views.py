@@ -47,11 +47,14 @@ def test_test_set_queries_runs_and_history(loans, people, django_capture_on_comm
                 {"query": "who approves large loans", "expected_documents": [doc.pk]})
     assert test_set.queries.get().expected_documents.get() == doc
     queued = []
-    monkeypatch.setattr("retrieval.tasks.hit_test_run_execute_task.apply_async", lambda args, queue: queued.append(args[0]))
+    monkeypatch.setattr(
+        "config.celery.app.send_task", lambda name, args, queue, **options: queued.append((name, args[0], queue))
+    )
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("retrieval:test_set_run", args=[test_set.pk]))
     run = HitTestRun.objects.get()
-    assert queued == [run.pk]
+    assert queued == [("retrieval.tasks.hit_test_run_execute_task", run.pk, "default")]
+    assert run.status == "queued" and run.dispatched_at is not None
     hit_test_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded"

@@ -1,8 +1,10 @@
 """Retention purge: the one way to delete document versions, which the database otherwise refuses.
 
-It removes archived documents whose last change is older than the cut-off, with their versions,
-reviews, edit locks, and the audit rows that point at those versions (the foreign key would
-otherwise keep the versions alive). Each purged document leaves one `purge` audit row that records
+It removes archived documents whose last change is older than the cut-off, with everything that
+points at them, dependants first: BM25 postings (and their statistics, through
+`retrieval.indexing.chunks_delete`), vectors, chunks, ingestion rows, source records, hit-test
+expectations, reviews, edit locks, and the audit rows that point at those versions (the foreign
+keys would otherwise fail the commit). Each purged document leaves one `purge` audit row that records
 what was removed (numbers and SHA-256 of every version). The trigger exception is scoped to this
 transaction with SET LOCAL, so nothing else can use it.
 """
@@ -17,7 +19,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.audit import AuditAction, audit_log
-from knowledge.models import Document, DocumentState, DocumentVersion
+from knowledge.models import Chunk, Document, DocumentState, DocumentVersion
+from retrieval.indexing import chunks_delete
 
 
 class Command(BaseCommand):
@@ -82,7 +85,19 @@ class Command(BaseCommand):
             .values("pk", "number", "content_sha256", "file_sha256", "original_file")
         )
         version_ids = [v["pk"] for v in versions]
+        chunk_ids = list(Chunk.objects.filter(document=document).values_list("pk", flat=True))
+        chunks_delete(chunk_ids=chunk_ids)  # postings, vectors and chunks; statistics follow
+        counts = {"chunks": len(chunk_ids)}
         with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM knowledge_versioningestion WHERE version_id = ANY(%s)", [version_ids])
+            counts["ingestion_rows"] = cursor.rowcount
+            cursor.execute(
+                "DELETE FROM sources_sourcerecord WHERE document_id = %s RETURNING source_id, external_key",
+                [document.pk],
+            )
+            source_records = [{"source_id": source, "key": key} for source, key in cursor.fetchall()]
+            cursor.execute("DELETE FROM retrieval_hittestquery_expected_documents WHERE document_id = %s", [document.pk])
+            counts["hit_test_expectations"] = cursor.rowcount
             cursor.execute("DELETE FROM core_auditentry WHERE version_id = ANY(%s)", [version_ids])
             audit_rows = cursor.rowcount
             cursor.execute("DELETE FROM knowledge_review WHERE document_id = %s", [document.pk])
@@ -109,6 +124,9 @@ class Command(BaseCommand):
             ],
             audit_rows_deleted=audit_rows,
             reviews_deleted=reviews,
+            # A source that still returns these records creates the documents again on its next sync.
+            source_records_deleted=source_records,
+            **{f"{name}_deleted": count for name, count in counts.items()},
         )
         return {v["original_file"] for v in versions if v["original_file"]}
 
