@@ -261,14 +261,14 @@ audit_entry_policy = AuditEntryPolicy()
 
 @dataclass(frozen=True)
 class DocumentFacts:
-    """A document as one user may know it. For a reader: the published state, the live version
-    as the latest one, no edit lock; for editors and reviewers of its department: the truth."""
+    """A document as one user may know it. For a reader: the published state and the live version
+    as the latest one; for editors and reviewers of its department: the truth. (The edit lock is
+    `KnowledgeAccess.edit_lock`, asked by the pages that show it: a list would pay a query a row.)"""
 
     state: str | None
     state_display: str
     latest_version: DocumentVersion | None
     live_version: DocumentVersion | None
-    edit_lock: Any
     sees_drafts: bool
 
 
@@ -321,7 +321,6 @@ class KnowledgeAccess:
             state_display=DocumentState(state).label if state else "",
             latest_version=self.latest_version(document),
             live_version=document.live_version if document.is_published or self.sees_drafts(document) else None,
-            edit_lock=self.edit_lock(document),
             sees_drafts=self.sees_drafts(document),
         )
 

@@ -95,10 +95,10 @@ def test_history_labels_in_chinese(kb, people):
 ])
 def test_readers_get_a_sentence_not_an_exception_name_when_indexing_failed(kb, people, credit, language, sentence):
     doc = published_document(kb, people["credit_manager"], people["credit_reviewer"], content="v1")
-    VersionIngestion.objects.update_or_create(  # the row may exist already: it is created with the version
-        version=doc.live_version, defaults=dict(status=IngestionStatus.FAILED, error_code="internal_error",
-        error_message="Ingestion failed unexpectedly: KeyError: 'pages'"),
-    )
+    VersionIngestion.objects.update_or_create(version=doc.live_version, defaults=dict(
+        status=IngestionStatus.FAILED, error_code="internal_error",
+        error_message="Ingestion failed unexpectedly: KeyError: 'pages'",
+    ))
     reader = login(member(credit, Role.EMPLOYEE, "reader"))
     page = reader.get(reverse("knowledge:document", args=[doc.pk]), HTTP_ACCEPT_LANGUAGE=language).content.decode()
     assert sentence in page

@@ -168,3 +168,24 @@ def test_filtering_or_sorting_by_state_tells_a_reader_nothing_about_drafts(with_
     assert [d["title"] for d in editor.get("/api/documents/", {"state": "draft"}).json()["results"]] == [
         with_draft.title
     ]
+
+
+def test_the_document_list_asks_the_policy_without_a_query_per_row(kb, people):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    manager = people["credit_manager"]
+    client = Client()
+    client.force_login(manager)
+    services.edit_lock_acquire(actor=manager, document=published_document(kb, manager, people["credit_reviewer"]))
+
+    def queries():
+        with CaptureQueriesContext(db) as captured:
+            assert client.get(f"/knowledge/bases/{kb.pk}/").status_code == 200
+        return len(captured)
+
+    queries()  # the first request also fills per-process caches (content types, session)
+    few = queries()
+    for _ in range(5):
+        services.edit_lock_acquire(actor=manager, document=published_document(kb, manager, people["credit_reviewer"]))
+    assert queries() == few

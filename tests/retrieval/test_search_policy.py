@@ -41,7 +41,9 @@ def _index(version: DocumentVersion, space: EmbeddingSpace, rng) -> None:
         embedding=rng.normal(size=DIMENSION).tolist(),
     )
     index_chunks(chunk_ids=[chunk.pk])
-    VersionIngestion.objects.create(version=version, status=IngestionStatus.INDEXED, progress=1.0)
+    VersionIngestion.objects.update_or_create(
+        version=version, defaults={"status": IngestionStatus.INDEXED, "progress": 1.0}
+    )
 
 
 @pytest.fixture
