@@ -27,7 +27,7 @@ django.setup()
 from retrieval import search as search_module  # noqa: E402
 from retrieval.evaluation import abstention_curve, first_relevant_rank, summarize  # noqa: E402
 
-CURVE = [round(0.0 + 0.01 * i, 2) for i in range(61)]
+CURVE = [round(0.60 + 0.01 * i, 2) for i in range(31)]
 
 
 def load(path: str):
@@ -51,8 +51,9 @@ def ranking(scores: dict, chunks: dict) -> list:
     return documents
 
 
-def evaluate(path: str, kind: str | None, curve: bool = False) -> dict:
+def evaluate(path: str, kind: str | None, curve: bool = False, passages: str = "en") -> dict:
     head, chunks, rows = load(path)
+    passage_sample = "中文" if passages == "zh" else "English"
     if kind is None:
         from knowledge.embedding import model_info
 
@@ -67,16 +68,18 @@ def evaluate(path: str, kind: str | None, curve: bool = False) -> dict:
         if search_module.is_cjk(row["question"]) and not multilingual:
             weights = cfg["weights_cjk_monolingual"]
         fused = search_module.fuse(row["bm25"], row["dense"], bm25_bound=row["bound"], weights=weights,
-                                   fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]), dense_floor=float(cfg["dense_floor"]))
+                                   fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]), dense_floor=float(cfg["dense_floor"]),
+                                   dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]))
         gold = set(row["gold"])
         for mode, scores in (("bm25", row["bm25"]), ("dense", row["dense"]), ("hybrid", fused)):
             ranks[mode].append(first_relevant_rank(ranking(scores, chunks), gold))
         # The no-answer search sees only the first knowledge base (the held-out passages are elsewhere).
         visible = {cid: s for cid, s in fused.items() if chunks[cid][1] != held}
         ordered = sorted(visible.items(), key=lambda x: (-x[1], x[0]))
-        relevance = search_module.relevance_score(ordered, {}, {}, row["bound"], mode="hybrid", cfg=cfg) if ordered else 0.0
+        relevance = search_module.relevance_score(ordered, {}, row["dense"], row["bound"], mode="hybrid", cfg=cfg) if ordered else 0.0
         (unanswerable if row["unanswerable"] else answerable).append(relevance)
-    threshold = float(cfg["no_answer_threshold"])
+        # The passages' language stands for the best hit's (each shared set is in one language).
+        threshold = search_module.no_answer_threshold(cfg, "hybrid", row["question"], passage_sample)
     report = {
         "pools": path, "kind": kind, "queries": len(rows),
         "modes": {mode: summarize(values) for mode, values in ranks.items()},
@@ -96,10 +99,11 @@ def main() -> int:
     parser.add_argument("pools", nargs="+")
     parser.add_argument("--kind", help="model kind whose settings to apply (default: the pool's model)")
     parser.add_argument("--curve", action="store_true")
+    parser.add_argument("--passages", choices=["en", "zh"], default="en", help="the corpus language")
     args = parser.parse_args()
     reports = []
     for path in args.pools:
-        report = evaluate(path, args.kind, args.curve)
+        report = evaluate(path, args.kind, args.curve, args.passages)
         reports.append(report)
         print(f"{path} ({report['queries']} questions, settings of {report['kind']})")
         for mode, m in report["modes"].items():

