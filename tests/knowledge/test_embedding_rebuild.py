@@ -33,7 +33,7 @@ def test_changing_the_model_rebuilds_vectors_in_the_background_then_switches(
     old = active_space()
     assert not pipeline.embedding_model_changed()
 
-    settings.EMBEDDING_MODEL_PATH = second_model_dir
+    settings.EMBEDDING_MODEL = second_model_dir
     assert pipeline.embedding_model_changed()
     with pytest.raises(PermissionDenied):
         pipeline.embedding_space_rebuild_start(actor=manager)

