@@ -17,6 +17,7 @@ api_patterns = [
     path("", include("sources.api_urls")),
     path("retrieval/", include("retrieval.api_urls")),
     path("", include("knowledge.api_urls")),
+    path("", include("chat.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
