@@ -19,6 +19,8 @@ Public entry point::
   (a client that went away) does the same.
 - `regenerate`: an earlier assistant Message of this user: answer its question again (a new
   assistant message; no new user message).
+- `query_vector`: the question's embedding in the active space, for callers that embed many
+  questions in one batch (evaluate_chat); used only when the question is searched unchanged.
 
 Events, in order (each has `.type` and `.to_dict()` for SSE/JSON):
 
@@ -393,7 +395,8 @@ def validate_question(question: Any) -> str | None:
 
 def answer_stream(*, user, assistant, question: str, history: list[dict] | None = None,
                   conversation: Conversation | None = None, stop_event: threading.Event | None = None,
-                  regenerate: Message | None = None, channel: str = Channel.WEB) -> Iterator[ChatEvent]:
+                  regenerate: Message | None = None, channel: str = Channel.WEB,
+                  query_vector: list[float] | None = None) -> Iterator[ChatEvent]:
     from .policy import assistant_policy
 
     started = time.perf_counter()
@@ -436,14 +439,15 @@ def answer_stream(*, user, assistant, question: str, history: list[dict] | None 
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     yield StartEvent(conversation.pk, message.pk, user_message.pk if user_message else None)
     run = _Run(user=user, assistant=assistant, question=question, history=history_turns, message=message,
-               cfg=cfg, stop_event=stop_event, started=started)
+               cfg=cfg, stop_event=stop_event, started=started, query_vector=query_vector)
     yield from run.events()
 
 
 class _Run:
     """One answer being produced; `finish()` is the only place that stores the outcome."""
 
-    def __init__(self, *, user, assistant, question, history, message, cfg, stop_event, started):
+    def __init__(self, *, user, assistant, question, history, message, cfg, stop_event, started, query_vector=None):
+        self.query_vector = query_vector
         self.user, self.assistant, self.question, self.history = user, assistant, question, history
         self.message, self.cfg, self.stop_event, self.started = message, cfg, stop_event, started
         self.answer: list[str] = []
@@ -505,7 +509,8 @@ class _Run:
         t0 = time.perf_counter()
         kbs = list(self.assistant.knowledge_bases.values_list("pk", flat=True)) or None
         # Always as the asking user: the assistant narrows the knowledge bases, never widens them.
-        hits = search(self.user, query, knowledge_bases=kbs, k=cfg["k"], mode=cfg["mode"])
+        vector = self.query_vector if query == self.question else None
+        hits = search(self.user, query, knowledge_bases=kbs, k=cfg["k"], mode=cfg["mode"], vector=vector)
         self.timings["retrieve_ms"] = self._ms(t0)
         self.timings["rerank_ms"] = round(hits.timings.get("rerank_ms", 0.0), 2)
         threshold = float(cfg["min_score"])

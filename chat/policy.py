@@ -32,11 +32,11 @@ def may_configure_assistants(user: Any) -> bool:
 
 class AssistantPolicy(PermissionPolicy[Assistant]):
     model = Assistant
-    actions = frozenset({"use", "add", "change", "delete"})
+    actions = frozenset({"view", "use", "add", "change", "delete"})
 
     def user_has_permission(self, user: Any, action: str) -> bool:
         self._check_action(action)
-        if action == "use":
+        if action in ("use", "view"):
             return is_active_user(user)
         return may_configure_assistants(user)
 
@@ -44,6 +44,9 @@ class AssistantPolicy(PermissionPolicy[Assistant]):
         self._check_action(action)
         if not is_active_user(user):
             return Assistant.objects.none()
+        if action == "view":
+            # Configurers see every assistant; others the ones they may use.
+            return Assistant.objects.all() if may_configure_assistants(user) else self.instances_user_has_permission_for(user, "use")
         if action == "use":
             departments = departments_for(user, Capability.VIEW_KNOWLEDGE)
             open_or_member = Q(departments__isnull=True) | Q(departments__in=departments)

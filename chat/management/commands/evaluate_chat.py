@@ -45,7 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_out")
         parser.add_argument("--unanswerable", type=float, default=0.0)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--limit", type=int, default=0)
+        parser.add_argument("--limit", type=int, default=0, help="Ask only the first N questions of the split.")
+        parser.add_argument("--dev-limit", type=int, default=0, help="With --tune: tune on the first N dev questions.")
         parser.add_argument("--min-score", type=float, default=None, help="Override the no-knowledge threshold.")
         parser.add_argument("--extractive", default="", help="JSON overrides of the extractive parameters.")
         parser.add_argument("--curve", default="", help="Comma-separated thresholds: abstention rates at each.")
@@ -59,6 +60,10 @@ class Command(BaseCommand):
                  "threshold and the extractive parameters on dev, then answer the test questions with them.")
 
     def handle(self, *args, **options):
+        import torch
+
+        # One thread: on a shared machine, torch's thread pool oversubscribed the cores many times over.
+        torch.set_num_threads(1)
         from retrieval.management.commands.evaluate_retrieval import Command as RetrievalEvaluation
 
         directory = Path(options["directory"])
@@ -77,8 +82,8 @@ class Command(BaseCommand):
             if options["split"] != "test":
                 raise CommandError("--tune tunes on dev for a test run: use it with --split test.")
             dev_queries = [json.loads(line) for line in (directory / "dev.jsonl").open(encoding="utf-8") if line.strip()]
-            if options["limit"]:
-                dev_queries = dev_queries[: options["limit"]]
+            if options["dev_limit"] or options["limit"]:
+                dev_queries = dev_queries[: options["dev_limit"] or options["limit"]]
             test_passages = {r for q in queries for r in q["relevant_ids"]}
             if test_passages & {r for q in dev_queries for r in q["relevant_ids"]}:
                 raise CommandError("--tune needs dev and test splits that share no passage.")
@@ -159,16 +164,25 @@ class Command(BaseCommand):
         from chat import evaluation as ev
         from chat.pipeline import answer_stream
 
+        from knowledge.embedding import encode_for_space
+        from retrieval.search import active_search_space
+
         assistant = self._assistant(options["assistant"], options)
+        # Questions embedded in one batch, as evaluate_retrieval does: time to first byte excludes it.
+        space = active_search_space()
+        vectors = [None] * len(queries)
+        if space is not None:
+            vectors = [v.tolist() for v in encode_for_space(space, [q["question"] for q in queries])]
         rows = []
         started = time.perf_counter()
-        for i, query in enumerate(queries):
+        for i, (query, vector) in enumerate(zip(queries, vectors, strict=True)):
             t0 = time.perf_counter()
             ttfb = None
             top_score = None
             final = None
             sources = []
-            for event in answer_stream(user=user, assistant=assistant, question=query["question"], channel="api"):
+            for event in answer_stream(user=user, assistant=assistant, question=query["question"], channel="api",
+                                       query_vector=vector):
                 if event.type == "sources":
                     top_score = event.top_score
                     sources = event.sources
