@@ -92,7 +92,7 @@ def exact_match_on_trained_facts(actor, version_row, dataset_version, proc) -> f
 
 
 def metric_events(job: FineTuningJob) -> dict[int, dict]:
-    return {e.step: e.data for e in job.events.filter(type="metrics").order_by("id") if "loss" in e.data}
+    return {e.step: {**e.data, "step": e.step} for e in job.events.filter(type="metrics").order_by("id") if "loss" in e.data}
 
 
 def test_lora_job_events_checkpoints_lineage_and_the_chat_backend_serves_the_activated_adapter(redis_broker, demo, ml, credit):
