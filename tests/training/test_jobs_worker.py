@@ -190,7 +190,7 @@ def test_cancel_is_graceful_and_keeps_the_last_checkpoint(redis_broker, demo, ml
     assert job.status == FineTuningStatus.CANCELLED and job.fine_tuned_model is None
     last = job.checkpoints.first()
     assert last is not None and Path(last.path, "adapter_model.safetensors").exists()
-    assert last.step == max(metric_events(job)) and last.step < job.metrics["max_steps"]
+    assert last.step == job.metrics["steps"] >= 3 and last.step < job.metrics["max_steps"]
     assert "Job cancelled at step" in job.events.last().message
 
 
