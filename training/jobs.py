@@ -96,7 +96,8 @@ def fine_tune(core_job: Job) -> dict:
         for key, label in (("loss", "loss"), ("eval_loss", "eval_loss"), ("learning_rate", "lr")):
             if key in event:
                 parts.append(f"{label} {event[key]:.4g}")
-        services.event_add(job=job, type="metrics", message=", ".join(parts), step=event["step"], **event)
+        data = {k: v for k, v in event.items() if k != "step"}
+        services.event_add(job=job, type="metrics", message=", ".join(parts), step=event["step"], **data)
 
     def on_checkpoint(checkpoint: dict) -> None:
         services.checkpoint_record(job=job, **checkpoint)

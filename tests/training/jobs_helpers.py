@@ -7,9 +7,11 @@ from training.services_datasets import dataset_create, dataset_version_create
 from .facts import fact_rows
 
 # Measured on the demo model (README "Learnability"): full fine-tuning learns the 10 facts in 80 steps.
+# Early stopping off here: with it, the best-validation-loss checkpoint (step 20 in one run, exact
+# match 0.4) is reloaded at the end, since the validation rows are paraphrases, not the trained rows.
 FULL_HP = {
     "learning_rate": 3e-3, "n_epochs": 20, "batch_size": 4, "warmup_ratio": 0.1, "eval_every_steps": 20,
-    "early_stopping_patience": 3, "save_total_limit": 1, "seed": 42,
+    "early_stopping_patience": 0, "save_total_limit": 1, "seed": 42,
 }
 # LoRA on the 0.7M-parameter demo model does not reach the facts in this budget (README): the LoRA
 # tests check the mechanics (events, checkpoints, cancel, exact resume, serving the adapter).

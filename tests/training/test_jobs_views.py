@@ -1,6 +1,7 @@
 """The fine-tuning pages: list and create, job detail with its chart data, registry, evaluation."""
 
 import json
+import re
 
 import pytest
 
@@ -9,6 +10,10 @@ from training import job_services as services
 from training.models import Evaluation, FineTuningJob
 
 from .jobs_helpers import facts_version
+
+
+def json_script(page: str, element_id: str):
+    return json.loads(re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', page, re.S).group(1))
 
 
 @pytest.fixture
@@ -32,7 +37,7 @@ def test_create_a_job_from_the_page_and_watch_it(client_for, ml, version):
     services.event_add(job=job, type="metrics", message="step 2", step=2, eval_loss=2.4)
     page = client.get(f"/training/jobs/{job.pk}/").content.decode()
     assert "Validating files" in page and 'id="loss-chart"' in page and "<script>" not in page
-    series = json.loads(page.split('id="loss-series">', 1)[1].split("</script>", 1)[0])
+    series = json_script(page, "loss-series")
     assert series == {"steps": [1], "loss": [2.5], "eval_steps": [2], "eval_loss": [2.4]}
     events = client.get(f"/api/training/fine_tuning/jobs/{job.pk}/events/?after=0").json()
     assert [e["message"] for e in events["data"]][-2:] == ["step 1", "step 2"] and events["status"] == "validating_files"
@@ -55,7 +60,7 @@ def test_registry_and_evaluation_pages(client_for, ml, version):
     assert "base: base" in page and "EM 0.25" in page
     page = client.get(f"/training/evaluations/{evaluation.pk}/").content.decode()
     assert 'id="evaluation-chart"' in page and "q&lt;script&gt;" in page and "0.250" in page
-    chart = json.loads(page.split('id="evaluation-chart-data">', 1)[1].split("</script>", 1)[0])
+    chart = json_script(page, "evaluation-chart-data")
     assert chart["series"] == {"this: base: base": [0.25, None, None, None, None, None]}
     response = client.post(f"/training/models/{base.pk}/evaluate/", {"dataset_version": version.pk, "split": "train"})
     assert response.status_code == 302 and Evaluation.objects.count() == 2

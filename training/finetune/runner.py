@@ -231,7 +231,12 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments
 
+    from transformers import set_seed
+
     hp = spec.hyperparameters
+    # Before the model and the adapter exist: LoRA's initial weights come from this seed, not from
+    # whatever the process did before (two jobs in one worker must train identically).
+    set_seed(hp["seed"])
     check_base_model(spec.base_model_path)
     if len(spec.train) < 1 or len(spec.validation) < 1:
         raise TrainingInputError(
