@@ -216,3 +216,8 @@ def for_active_model() -> LocalTransformersBackend | None:
     """A backend bound to the version active now, or None (the chat falls back to its default)."""
     model = active_model()
     return LocalTransformersBackend.for_model(model) if model else None
+
+
+def get_backend(model) -> LocalTransformersBackend:
+    """The backend for one `llm.base.ActiveModel` (what the chat's "finetuned" endpoint serves)."""
+    return LocalTransformersBackend.for_model(model)
