@@ -225,6 +225,8 @@ class EvaluationCreateSerializer(serializers.Serializer):
 class EvaluationViewSet(PolicyReadOnlyViewSet):
     policy = evaluation_policy
     serializer_class = EvaluationSerializer
+    # Creating one is authorized by the model version's "evaluate" action inside create().
+    policy_actions = {"create": "view"}
 
     def refine_queryset(self, queryset):
         return queryset.select_related("job")
