@@ -110,13 +110,13 @@ def test_the_reaper_fails_a_training_whose_worker_died(ml, version):
 
     from django.utils import timezone
 
-    from core.services import job_reap_stale
+    from core.services import work_reap
 
     job = services.fine_tuning_job_create(actor=ml["credit_admin"], dataset_version=version, method="lora")
     job_execute(job_id=job.validation_job_id)
     job.refresh_from_db()
     Job.objects.filter(pk=job.run_job_id).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert job_reap_stale() == 1
+    assert work_reap(kinds=["job"])["job"]["failed"] == 1
     job = FineTuningJob.objects.get(pk=job.pk)
     assert job.status == FineTuningStatus.FAILED and "stopped responding" in job.error_message
     old_run = job.run_job_id

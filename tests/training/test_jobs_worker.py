@@ -9,12 +9,14 @@ import json
 import os
 import time
 from datetime import timedelta
+
+from django.utils import timezone
 from pathlib import Path
 
 import pytest
 import redis
 
-from core.services import job_reap_stale
+from core.services import work_reap
 from llm.base import BackendError
 from llm.local import LocalTransformersBackend, clear_cache, for_active_model
 from tests.core.test_worker_integration import broker, worker_process
@@ -212,7 +214,8 @@ def test_resume_after_sigkill_continues_at_the_exact_step_with_the_same_losses(r
         proc.wait()
     interrupted = FineTuningJob.objects.get(pk=interrupted.pk)
     assert interrupted.status == FineTuningStatus.RUNNING
-    assert job_reap_stale(older_than=timedelta(0)) >= 1  # the project's reaper: not stuck running
+    # the project's one reaper, as if its staleness limit had passed: not stuck running
+    assert work_reap(now=timezone.now() + timedelta(hours=1), kinds=["job"])["job"]["failed"] >= 1
     interrupted = FineTuningJob.objects.get(pk=interrupted.pk)
     assert interrupted.status == FineTuningStatus.FAILED
     checkpoint = interrupted.checkpoints.first().step
