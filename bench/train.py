@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/ itself must not be importable: bench/datasets.py would shadow the `datasets` package for transformers
+# bench/ itself stays off sys.path (a module there named like a package would shadow it for transformers)
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

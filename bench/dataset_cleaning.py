@@ -8,7 +8,7 @@ exact Jaccard) and the baseline that compares every pair's character 3-gram sets
 and reports the speed ratio and MinHash's recall/precision against the baseline's removals. It also
 times parsing + validating the rows as a JSONL upload and PII masking. The last line is JSON.
 
-    .venv/bin/python bench/datasets.py [--rows 3000] [--threshold 0.8]
+    .venv/bin/python bench/dataset_cleaning.py [--rows 3000] [--threshold 0.8]
 """
 
 from __future__ import annotations
