@@ -115,6 +115,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # revoking is the one write, through the service (audited)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     @admin.action(description=_("Revoke the selected API keys"))
     def revoke(self, request, queryset):
         for api_key in queryset:

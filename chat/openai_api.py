@@ -32,11 +32,13 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
 from accounts import limits
 from accounts.authentication import ApiKeyAuthentication
+from core.parsers import loads_limited
 
 from .pipeline import AnswerDelta, DoneEvent, ErrorEvent, ReasoningDelta, answer_stream, validate_question
 from .policy import assistant_policy
@@ -280,11 +282,11 @@ class ChatCompletionsView(OpenAIView):
     )
     def post(self, request):
         try:
-            data = json.loads(request.body or b"null")
+            data = loads_limited(request.body or b"null")  # depth-limited: a deeply nested body is a 400
         except RequestDataTooBig:
             raise
-        except (ValueError, UnicodeDecodeError):
-            raise OpenAIError(400, _("The request body is not valid JSON."), code="invalid_json") from None
+        except ParseError as exc:
+            raise OpenAIError(400, str(exc.detail), code="invalid_json") from None
         params = parse_request(data)
         user = request.user
         assistant = _assistant(user, params["model"])

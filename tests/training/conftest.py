@@ -61,3 +61,11 @@ def tokenizer_dir(tmp_path_factory):
 def tokenizer_setting(settings, tokenizer_dir):
     settings.TRAINING_TOKENIZER_PATH = str(tokenizer_dir)
     return tokenizer_dir
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir():
+    """The demo base model (built once per checkout under var/models, then cached)."""
+    from training.finetune.demo_model import ensure_demo_model
+
+    return ensure_demo_model()

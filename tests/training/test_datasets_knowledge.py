@@ -136,7 +136,7 @@ def test_with_an_endpoint_the_page_runs_a_job_with_progress(ml, credit, hr, sett
 
     credit_kb, *_ = _kbs(ml, credit, hr)
     settings.TRAINING_LLM_BACKEND = "tests.training.test_datasets_knowledge:scripted_backend_factory"
-    monkeypatch.setattr("core.services.job_dispatch", lambda **kwargs: None)  # the test runs the job itself
+    monkeypatch.setattr("core.services.work_dispatch", lambda **kwargs: 0)  # the test runs the job itself
     client = login(ml["credit_admin"])
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("training:datasets:knowledge"), {

@@ -22,6 +22,10 @@ from training.services_datasets import dataset_create, dataset_version_create
 from .jobs_helpers import LORA_HP, facts_version
 
 
+# Validation checks the configured base model (the demo model by default): build it first.
+pytestmark = pytest.mark.usefixtures("demo_model_dir")
+
+
 @pytest.fixture
 def api(ml):
     def client(user):

@@ -200,7 +200,8 @@ def test_cancel_is_graceful_and_keeps_the_last_checkpoint(redis_broker, demo, ml
 def test_resume_after_sigkill_continues_at_the_exact_step_with_the_same_losses(redis_broker, demo, ml, credit):
     actor = ml["superuser"]
     dataset_version = facts_version(actor, credit)
-    hp = {**LORA_HP, "n_epochs": 4, "eval_every_steps": 4, "early_stopping_patience": 0, "save_total_limit": 3}
+    # enough steps after the checkpoint that the kill lands mid-run on an idle machine too
+    hp = {**LORA_HP, "n_epochs": 30, "eval_every_steps": 4, "early_stopping_patience": 0, "save_total_limit": 3}
     create = lambda: services.fine_tuning_job_create(  # noqa: E731
         actor=actor, dataset_version=dataset_version, method="lora", hyperparameters=hp,
         validation_fraction=VALIDATION_FRACTION, auto_evaluate=False)
