@@ -356,7 +356,26 @@ def locate(chunk_text: str, version_text: str) -> tuple[int, int]:
     idx = squeezed.find(target)
     if idx >= 0 and target:
         return positions[idx], positions[idx + len(target) - 1] + 1
-    return 0, 0
+    # Cleaning drops Markdown markup ("# ", "1. ", "|"): anchor on the first and the last short
+    # probe of the chunk that the version contains, in order.
+    width, step = 8, 4
+    start = end = None
+    for offset in range(0, max(1, len(target) - width + 1), step):
+        found = squeezed.find(target[offset:offset + width])
+        if found >= 0:
+            start = found
+            break
+    if start is None:
+        return 0, 0
+    for offset in range(max(0, len(target) - width), -1, -step):
+        probe = target[offset:offset + width]
+        found = squeezed.find(probe, start)
+        if found >= 0:
+            end = found + len(probe)
+            break
+    if end is None or end <= start:
+        return 0, 0
+    return positions[start], positions[end - 1] + 1
 
 
 # --- the pipeline ---------------------------------------------------------------------------------
