@@ -41,7 +41,7 @@ from .models import (
     ReviewState,
     VersionPublication,
 )
-from .pipeline import live_chunks_sync, version_ingest_enqueue
+from .ingestion.services import live_chunks_sync, version_ingest_enqueue
 from .policy import document_policy, knowledge_base_policy, review_policy, version_policy
 
 AUDIT_EDIT_LOCK_BREAK = "edit_lock_break"
