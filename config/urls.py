@@ -18,6 +18,7 @@ api_patterns = [
     path("retrieval/", include("retrieval.api_urls")),
     path("training/", include("training.api_urls")),
     path("", include("knowledge.api_urls")),
+    path("", include("knowledge.ingestion.api_urls")),
     path("", include("chat.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Department
 from core.audit import AuditAction
 
+from .ingestion.detect import decode_text, detect
+from .ingestion.errors import IngestionError
 from .models import DocumentState
 
 # Other formats (PDF, Word, HTML) come with the ingestion pipeline.
@@ -65,13 +67,14 @@ def read_text_upload(upload) -> str:
         raise forms.ValidationError(_("The file is larger than 5 MB."), code="file_size")
     raw = upload.read()
     upload.seek(0)
+    # The same detection as ingestion: UTF-8/UTF-16 by BOM or strict decoding, then GBK, GB18030
+    # and Big5 scored by common Chinese characters; binary or undecodable bytes are refused.
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            return raw.decode("gb18030")  # files saved by Chinese editors without UTF-8
-        except UnicodeDecodeError:
-            raise forms.ValidationError(_("The file is not UTF-8 text."), code="file_encoding") from None
+        detect(raw, upload.name or "upload.txt")
+        text, _encoding = decode_text(raw, upload.name or "")
+    except IngestionError as exc:
+        raise forms.ValidationError(str(exc.message), code=exc.code) from None
+    return text
 
 
 class _ContentMixin:

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from accounts.models import Department
 from core.models import AuditEntry
 
+from .ingestion.selectors import is_file_version, version_text
 from .models import Document, DocumentState, DocumentVersion, KnowledgeBase, Review
 from .policy import knowledge_base_policy, request_knowledge_access
 
@@ -46,10 +47,24 @@ class VersionSummarySerializer(serializers.ModelSerializer):
 
 class VersionSerializer(VersionSummarySerializer):
     file_url = serializers.SerializerMethodField()
+    text = serializers.SerializerMethodField(
+        help_text=_("The version's text: its content, or for a PDF/Word/Excel/HTML/CSV upload the text extracted "
+                    "from the original file (empty until ingestion has read it).")
+    )
+    text_source = serializers.SerializerMethodField(
+        help_text=_("“content” (what was written or uploaded as text) or “extracted” (read from the original file).")
+    )
 
     class Meta(VersionSummarySerializer.Meta):
-        fields = [*VersionSummarySerializer.Meta.fields, "content", "file_url"]
+        fields = [*VersionSummarySerializer.Meta.fields, "content", "text", "text_source", "file_url"]
         read_only_fields = fields
+
+    def get_text(self, version: DocumentVersion) -> str:
+        return version_text(version)
+
+    @extend_schema_field(serializers.ChoiceField(choices=["content", "extracted"]))
+    def get_text_source(self, version: DocumentVersion) -> str:
+        return "extracted" if is_file_version(version) else "content"
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_file_url(self, version: DocumentVersion) -> str | None:

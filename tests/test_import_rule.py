@@ -27,7 +27,7 @@ MAY_IMPORT = {
 
 # Ingestion's public surface for other apps; stages, sql, tasks, views, forms, uploads are its own.
 INGESTION_PUBLIC = ("knowledge.ingestion.selectors", "knowledge.ingestion.services")
-INGESTION_LIBRARY = ("archive", "blocks", "chunk", "clean", "detect", "entities", "errors", "extract")
+INGESTION_LIBRARY = ("archive", "blocks", "chunk", "clean", "detect", "entities", "errors", "extract", "title")
 # Inside knowledge.ingestion: which of its modules each may import (the pure library is always allowed).
 INGESTION_LAYERS = {
     "sql": (),
@@ -39,6 +39,8 @@ INGESTION_LAYERS = {
     "forms": (),
     "views": ("forms", "selectors", "services", "uploads"),
     "urls": ("views",),
+    "api": ("uploads",),
+    "api_urls": ("api",),
 }
 
 

@@ -150,9 +150,23 @@ def member_name(info: zipfile.ZipInfo) -> str:
 
 
 def is_safe_member(name: str) -> bool:
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts:
-        return False
+    return member_skip_reason(name) is None
+
+
+# Why a member of an uploaded archive is not stored (the upload outcome lists each one).
+SKIP_UNSAFE_PATH = "unsafe_path"  # absolute, a drive letter, or "..": it would leave the archive
+SKIP_RESOURCE_FORK = "resource_fork"  # __MACOSX/ copies made by macOS
+SKIP_HIDDEN = "hidden"  # a dot file or a file in a dot folder
+
+
+def member_skip_reason(name: str) -> str | None:
+    """None for a member to store, else the reason it is skipped."""
+    normalized = name.replace("\\", "/")
+    path = PurePosixPath(normalized)
+    if path.is_absolute() or ".." in path.parts or (len(normalized) > 1 and normalized[1] == ":"):
+        return SKIP_UNSAFE_PATH
     if path.parts and path.parts[0] == "__MACOSX":
-        return False
-    return not any(part.startswith(".") for part in path.parts)
+        return SKIP_RESOURCE_FORK
+    if any(part.startswith(".") for part in path.parts):
+        return SKIP_HIDDEN
+    return None

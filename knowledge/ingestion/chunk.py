@@ -24,6 +24,10 @@ _SENTENCE_BREAK = re.compile(
 )
 # Below this share of the budget the sum of the parts is trusted; above it the joined text is counted.
 _ESTIMATE_SAFE_SHARE = 0.8
+# No chunk holds more characters than this many per token of its budget. Real text takes 1-6
+# characters a token; only runs a tokenizer cannot split (a WordPiece tokenizer reads any word over
+# 100 characters as one unknown token) come near it, and those are cut here, not kept whole.
+MAX_CHARS_PER_TOKEN = 16
 
 
 @dataclass(slots=True)
@@ -89,6 +93,7 @@ class _Chunker:
         self.count = count_tokens
         self.limit = chunk_tokens
         self.overlap = overlap_tokens
+        self.max_chars = chunk_tokens * MAX_CHARS_PER_TOKEN
         self.chunks: list[Chunk] = []
         self._header_tokens: dict[str, int] = {}
 
@@ -114,17 +119,22 @@ class _Chunker:
                 header = block.table_header
                 yield from self._row_units(block.text, block, header)
             else:
-                tokens = self.count(block.text)
-                if tokens <= self.limit:
-                    yield _Unit(block.text, tokens, block)
-                    continue
+                if len(block.text) <= self.max_chars:
+                    tokens = self.count(block.text)
+                    if tokens <= self.limit:
+                        yield _Unit(block.text, tokens, block)
+                        continue
                 for sentence in split_sentences(block.text):
-                    sentence_tokens = self.count(sentence)
-                    if sentence_tokens <= self.limit:
+                    sentence_tokens = self.count(sentence) if len(sentence) <= self.max_chars else None
+                    if sentence_tokens is not None and sentence_tokens <= self.limit:
                         yield _Unit(sentence, sentence_tokens, block)
                     else:
                         # Leave room for the overlap that will precede each piece.
-                        for piece in split_by_tokens(sentence, self.limit - self.overlap, self.count):
+                        pieces = split_by_tokens(
+                            sentence, self.limit - self.overlap, self.count,
+                            max_chars=self.max_chars - self.overlap * MAX_CHARS_PER_TOKEN,
+                        )
+                        for piece in pieces:
                             yield _Unit(piece, self.count(piece), block)
 
     def _table_units(self, block: Block):
@@ -140,11 +150,12 @@ class _Chunker:
         header_tokens = self._count_header(header)
         if header_tokens > self.limit // 2:
             header, header_tokens = None, 0  # a header this wide would crowd out the rows
-        tokens = self.count(text)
+        tokens = self.count(text) if len(text) <= self.max_chars // 2 else self.limit + 1
         if tokens + header_tokens <= self.limit:
             yield _Unit(text, tokens, block, header, header_tokens)
             return
-        for piece in split_by_tokens(text, self.limit - header_tokens, self.count):
+        pieces = split_by_tokens(text, self.limit - header_tokens, self.count, max_chars=self.max_chars // 2)
+        for piece in pieces:
             yield _Unit(piece, self.count(piece), block, header, header_tokens)
 
     def _count_header(self, header: str | None) -> int:
@@ -160,6 +171,10 @@ class _Chunker:
         estimate = sum(unit.tokens for unit in units) + sum(
             unit.header_tokens for previous, unit in _pairs(units) if _starts_table(previous, unit)
         )
+        # An upper bound of the joined length (joiners are at most two characters) spares the join.
+        if sum(len(unit.text) + len(unit.header or "") + 3 for unit in units) > self.max_chars:
+            if len(_render(units)) > self.max_chars:
+                return False
         if estimate <= self.limit * _ESTIMATE_SAFE_SHARE:
             return True
         return self.count(_render(units)) <= self.limit
@@ -237,28 +252,39 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def split_by_tokens(text: str, limit: int, count_tokens: CountTokens) -> list[str]:
-    """Cut text into pieces of at most ``limit`` tokens, at spaces where the text has them."""
+def split_by_tokens(text: str, limit: int, count_tokens: CountTokens, *, max_chars: int | None = None) -> list[str]:
+    """Cut text into pieces of at most ``limit`` tokens (and ``max_chars`` characters), at spaces
+    where the text has them. Only a window of the text is counted per piece, and the cut is guessed
+    from the window's characters per token before it is checked, so a line of megabytes costs a few
+    counts per piece, not a search over the whole rest."""
+    max_chars = max(1, max_chars if max_chars is not None else limit * MAX_CHARS_PER_TOKEN)
     pieces = []
     rest = text.strip()
     while rest:
-        if count_tokens(rest) <= limit:
+        window = rest[:max_chars]
+        tokens = count_tokens(window)
+        if tokens <= limit and len(window) == len(rest):
             pieces.append(rest)
             break
-        low, high = 1, len(rest)  # longest prefix that fits, by binary search on characters
-        while low < high:
-            middle = (low + high + 1) // 2
-            if count_tokens(rest[:middle]) <= limit:
-                low = middle
-            else:
-                high = middle - 1
-        cut = low
+        cut = len(window) if tokens <= limit else _fitting_prefix(window, tokens, limit, count_tokens)
         space = rest.rfind(" ", 0, cut + 1)
         if space > cut * 0.6:
             cut = space
         pieces.append(rest[:cut].strip())
         rest = rest[cut:].strip()
     return [piece for piece in pieces if piece]
+
+
+def _fitting_prefix(window: str, tokens: int, limit: int, count_tokens: CountTokens) -> int:
+    """A prefix length of ``window`` (which has ``tokens`` > ``limit`` tokens) whose text has at
+    most ``limit`` tokens, within a few percent of the longest one."""
+    cut = max(1, int(len(window) * limit / tokens))
+    while cut > 1 and count_tokens(window[:cut]) > limit:
+        cut = max(1, int(cut * 0.9))
+    step = max(1, cut // 32)
+    while cut + step < len(window) and count_tokens(window[: cut + step]) <= limit:
+        cut += step
+    return cut
 
 
 def tail_by_tokens(text: str, limit: int, count_tokens: CountTokens) -> str:

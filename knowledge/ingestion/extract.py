@@ -19,7 +19,7 @@ from docx.oxml.ns import qn
 from docx.table import Table
 from pypdf import PasswordType, PdfReader
 
-from .archive import ZipLimits, check_zip, is_safe_member, member_name
+from .archive import ZipLimits, check_zip, is_safe_member, member_name, member_skip_reason
 from .blocks import Block, ExtractedDocument, markdown_header, markdown_row, render_markdown
 from .clean import remove_page_furniture
 from .detect import KIND_LABELS, decode_text, detect
@@ -73,11 +73,13 @@ def extract_archive(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     max_members: int = 1000,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, bytes]]:
     """Unpack a .zip of documents into (inner name, bytes), refusing zip bombs.
 
-    Folders, hidden files, macOS resource forks and unsafe paths are skipped; nested archives
-    are returned like any member (extract() refuses them).
+    Folders, hidden files, macOS resource forks and unsafe paths are skipped, each appended to
+    ``skipped`` as (inner name, reason from archive.member_skip_reason); nested archives are
+    returned like any member (extract() refuses them).
     """
     name = _base_name(filename)
     _check_size(data, name, max_bytes)
@@ -87,7 +89,13 @@ def extract_archive(
     limits = ZipLimits(max_uncompressed_bytes=max_uncompressed_bytes, max_members=max_members)
     members = check_zip(data, limits=limits, name=name, keep=lambda info: is_safe_member(info.filename))
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = {info.filename: member_name(info) for info in archive.infolist()}
+        infos = archive.infolist()
+    names = {info.filename: member_name(info) for info in infos}
+    if skipped is not None:
+        for info in infos:
+            reason = None if info.is_dir() else member_skip_reason(info.filename)
+            if reason is not None:
+                skipped.append((names[info.filename], reason))
     return [(names[inner], content) for inner, content in members.items()]
 
 

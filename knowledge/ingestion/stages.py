@@ -41,10 +41,10 @@ from . import sql
 from .blocks import ExtractedDocument
 from .chunk import chunk_blocks
 from .clean import clean_document
-from .detect import detect
+from .detect import declared_kind, detect
 from .entities import extract_entities
 from .errors import IngestionError
-from .extract import extract, extract_archive, parse_markdown
+from .extract import extract, extract_archive, parse_markdown, parse_plain_text
 from .selectors import is_file_version
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,15 @@ def extract_version(version: DocumentVersion):
             raise IngestionError("unsupported_type", name=name)
         document = extract(data, name, max_bytes=limit, max_uncompressed_bytes=4 * limit)
     else:
-        blocks = parse_markdown(version.content)
+        # An uploaded .txt keeps its text as the content; it is read as plain text, not Markdown.
+        plain = bool(version.original_file) and declared_kind(version.file_name or "") == "text"
+        blocks = parse_plain_text(version.content) if plain else parse_markdown(version.content)
         if not any(block.text.strip() for block in blocks):
             raise IngestionError("empty", name=_source_name(version))
-        document = ExtractedDocument(markdown=version.content, blocks=blocks, meta={"format": "markdown"})
+        document = ExtractedDocument(
+            markdown=version.content, blocks=blocks, meta={"format": "text" if plain else "markdown"}
+        )
+    # Cleaning is for the chunks only: the version's content stays as the user wrote or uploaded it.
     return clean_document(document)
 
 

@@ -87,7 +87,7 @@ def test_upload_page_creates_documents_and_shows_their_status(kb, people):
     page = response.content.decode()
     assert page.count('data-outcome="created"') == 2
     assert "ingest-status-" in page
-    assert set(Document.objects.filter(knowledge_base=kb).values_list("title", flat=True)) == {"a", "b"}
+    assert set(Document.objects.filter(knowledge_base=kb).values_list("title", flat=True)) == {"A", "b"}  # a heading, a file name
     again = client.post(url, {"files": [SimpleUploadedFile("a.md", b"# A\n\nAlpha.")]}).content.decode()
     assert 'data-outcome="unchanged"' in again
 
