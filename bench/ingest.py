@@ -67,12 +67,14 @@ def populate(rows: list[dict]) -> list[int]:
 
 
 def encode_only(texts: list[str]) -> float:
-    from knowledge import embedding, pipeline
+    from knowledge import embedding
+    from knowledge.ingestion import services as ingest_services
+    from knowledge.ingestion import stages
 
     space = embedding.active_space()
     model = embedding.load_model(space.model_path)
     started = time.perf_counter()
-    model.encode_passages(texts, batch_size=pipeline.ENCODE_BATCH)
+    model.encode_passages(texts, batch_size=stages.ENCODE_BATCH)
     return time.perf_counter() - started
 
 
@@ -82,7 +84,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="versions per pipeline run (default: what a worker takes)")
     args = parser.parse_args()
 
-    from knowledge import embedding, pipeline
+    from knowledge import embedding
+    from knowledge.ingestion import services as ingest_services
     from knowledge.models import Chunk, IngestionStatus, VersionIngestion
 
     connection.settings_dict.setdefault("TEST", {})["NAME"] = BENCH_DATABASE
@@ -101,9 +104,9 @@ def main() -> int:
         tokenize("预热分词器 warm up the word segmenter")  # jieba loads its dictionary once per process
 
         started = time.perf_counter()
-        batch = args.batch or pipeline.INGEST_BATCH
+        batch = args.batch or ingest_services.INGEST_BATCH
         for start in range(0, len(version_ids), batch):
-            pipeline.versions_ingest_run(version_ids=version_ids[start : start + batch])
+            ingest_services.versions_ingest_run(version_ids=version_ids[start : start + batch])
         pipeline_s = time.perf_counter() - started
 
         statuses = dict.fromkeys(IngestionStatus.values, 0)

@@ -165,7 +165,7 @@ _BATCH_WINDOW_FILE = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_approve_wi
 def _ingest_batch(database: str, version_ids: list[int], indexing_started, written) -> None:
     """Child process: ingest the versions as one batch, signalling when the index stage starts."""
     import retrieval.indexing as indexing
-    from knowledge import pipeline
+    from knowledge.ingestion import services as ingest_services
 
     connection.settings_dict["NAME"] = database
     original = indexing.index_chunks
@@ -180,7 +180,7 @@ def _ingest_batch(database: str, version_ids: list[int], indexing_started, writt
 
     indexing.index_chunks = timed_index_chunks
     try:
-        pipeline.versions_ingest_run(version_ids=version_ids)
+        ingest_services.versions_ingest_run(version_ids=version_ids)
     finally:
         window.append(time.perf_counter())
         written.set()
@@ -198,7 +198,7 @@ def measure_approve_during_batch(batch: int, approves: int = 48) -> dict:
     chunks and postings in another process (its own database connection)."""
     from accounts.models import Department, Membership, Role, User
     from config.celery import app
-    from knowledge import pipeline
+    from knowledge.ingestion import services as ingest_services
     from knowledge.models import KnowledgeBase, Review, ReviewState
     from knowledge.services import document_create, document_submit, document_version_create, review_approve
 
@@ -215,7 +215,7 @@ def measure_approve_during_batch(batch: int, approves: int = 48) -> dict:
         document_create(actor=manager, knowledge_base=kb, title=f"Reviewed {i}", content=make_content(i, 1, 3))
         for i in range(approves)
     ]
-    pipeline.versions_ingest_run(version_ids=[d.latest_version_id for d in docs])
+    ingest_services.versions_ingest_run(version_ids=[d.latest_version_id for d in docs])
     for doc in docs:
         review_approve(actor=reviewer, review=document_submit(actor=manager, document=doc))
         doc.refresh_from_db()
@@ -224,7 +224,7 @@ def measure_approve_during_batch(batch: int, approves: int = 48) -> dict:
                                 change_note="v2")
         for i, d in enumerate(docs)
     ]
-    pipeline.versions_ingest_run(version_ids=[v.pk for v in v2])
+    ingest_services.versions_ingest_run(version_ids=[v.pk for v in v2])
     reviews = [document_submit(actor=manager, document=d) for d in docs]
     # The batch: new documents whose versions an ingest worker takes together.
     batch_ids = [

@@ -613,7 +613,7 @@ class _Run:
         versions = {}
         if self.chunks:
             from knowledge.models import DocumentVersion
-            from knowledge.pipeline import version_text
+            from knowledge.ingestion.selectors import version_text
 
             ids = {c.version_id for n, c in self.chunks.items() if n in cited}
             versions = {v.pk: version_text(v) for v in DocumentVersion.objects.filter(pk__in=ids)}

@@ -215,7 +215,7 @@ def citation(request, message_id, n):
     except (Citation.DoesNotExist, ValueError):
         raise Http404 from None
     version = version_policy.instance_for_user(request.user, "view", cite.version_ref)
-    from knowledge.pipeline import version_text
+    from knowledge.ingestion.selectors import version_text
 
     text = version_text(version)
     start, end = cite.char_start, cite.char_end

@@ -28,7 +28,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("people/", include("accounts.people_urls")),
     path("knowledge/", include("knowledge.urls")),
-    path("knowledge/", include("knowledge.urls_ingest")),
+    path("knowledge/", include("knowledge.ingestion.urls")),
     path("chat/", include("chat.urls")),
     path("training/", include("training.urls")),
     path("sources/", include("sources.urls")),

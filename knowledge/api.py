@@ -20,7 +20,7 @@ from core.audit import client_ip
 
 from . import selectors, services
 from .diff import diff_texts
-from .pipeline import version_text
+from .ingestion.selectors import version_text
 from .policy import audit_entry_policy, document_policy, knowledge_base_policy, review_policy, version_policy
 from .serializers import (
     AuditEntrySerializer,

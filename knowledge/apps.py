@@ -34,3 +34,5 @@ class KnowledgeConfig(AppConfig):
                 lost_fields={"error_code": "worker_lost"},
             )
         )
+        # The ingestion task and the re-embedding job kind, known to every process (web and worker).
+        from .ingestion import tasks  # noqa: F401

@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .ingestion.chunk import tokenizer_counter
 from .models import EmbeddingSpace, EmbeddingSpaceStatus
 
 logger = logging.getLogger(__name__)
@@ -303,8 +304,6 @@ class SentenceTransformerModel(EmbeddingModel):
 
     def count_tokens(self, text: str) -> int:
         if self._counter is None:
-            from .ingestion import tokenizer_counter
-
             self._counter = tokenizer_counter(self.info.id)
         return self._counter(text)
 

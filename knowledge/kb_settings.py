@@ -11,6 +11,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from .embedding import model_max_tokens
+
 CHUNK_TOKENS_MIN = 16
 
 
@@ -106,8 +108,6 @@ def validate_retrieval_settings(value: Any) -> dict:
 
 def embedding_window_tokens() -> int:
     """The token window of the configured embedding model (what one chunk may hold)."""
-    from .embedding import model_max_tokens
-
     return model_max_tokens()
 
 

@@ -227,10 +227,6 @@ def audit_list(
     )
 
 
-def audit_get(*, user: Any, pk: Any) -> AuditEntry:
-    return audit_entry_policy.instance_for_user(user, "view", pk)
-
-
 def compliance_version_list(
     *,
     user: Any,

@@ -41,8 +41,8 @@ from .models import (
     ReviewState,
     VersionPublication,
 )
+from .ingestion.services import live_chunks_sync, version_ingest_enqueue
 from .kb_settings import validate_chunk_settings, validate_retrieval_settings
-from .pipeline import live_chunks_sync, version_ingest_enqueue
 from .policy import document_policy, knowledge_base_policy, review_policy, version_policy
 
 AUDIT_EDIT_LOCK_BREAK = "edit_lock_break"

@@ -42,7 +42,7 @@ from .forms import (
 )
 from .models import DocumentState, ReviewState
 from .policy import audit_entry_policy, knowledge_base_policy, request_knowledge_access, review_policy
-from .pipeline import version_text
+from .ingestion.selectors import version_text
 from .rendering import render_markdown
 
 # Pages that show document text also forbid inline script, as a second wall behind the sanitizer.

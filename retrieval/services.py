@@ -10,6 +10,7 @@ from django.db import transaction
 from core.services import work_claim, work_enqueue, work_fail, work_finish, work_heartbeat
 from knowledge.models import Chunk, Document
 
+from . import search as search_module
 from .evaluation import CHUNKS_PER_RANKING, document_ranking, first_relevant_rank, summarize
 from .models import HitTestQuery, HitTestRun, HitTestRunStatus, HitTestSet
 
@@ -38,8 +39,6 @@ def hit_test_run_start(*, actor: Any, test_set: HitTestSet) -> HitTestRun:
 
 def hit_test_run_execute(*, run_id: int) -> HitTestRun:
     """Search every query of the set in every mode as the user who started the run."""
-    from . import search as search_module
-
     claimed = work_claim(kind=WORK_KIND, pks=[run_id])
     if not claimed:
         return HitTestRun.objects.get(pk=run_id)  # finished, or another live worker has it

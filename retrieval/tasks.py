@@ -4,6 +4,7 @@ from celery import shared_task
 
 from core.jobs import task_options
 
+from .indexing import statistics_rollup
 from .services import hit_test_run_execute
 
 
@@ -14,6 +15,4 @@ def hit_test_run_execute_task(run_id: int) -> None:
 
 @shared_task(name="retrieval.bm25_statistics_rollup", ignore_result=True)
 def bm25_statistics_rollup() -> None:
-    from .indexing import statistics_rollup
-
     statistics_rollup()

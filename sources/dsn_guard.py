@@ -37,7 +37,8 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from .fetch_sql import FetchError, dialect
+from .errors import FetchError
+from .fetch_http import _is_private
 from .models import SourceKind, allowlist_entry, normalize_host
 
 NO_PASSFILE = "/nonexistent/.pgpass"
@@ -67,6 +68,17 @@ class Target:
         params = {**self.params, "host": self.host, "hostaddr": self.address, "port": str(self.port),
                   "passfile": NO_PASSFILE, **extra}
         return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
+
+
+def dialect(dsn: str) -> str:
+    scheme = dsn.split("://", 1)[0].lower() if "://" in dsn else ""
+    if scheme.startswith(("postgres", "postgresql")) or not scheme:
+        return "postgresql"  # also libpq key=value strings
+    if scheme.startswith("mysql"):
+        return "mysql"
+    if scheme.startswith("sqlite"):
+        return "sqlite"
+    raise FetchError(_("Unsupported database type “%(scheme)s”.") % {"scheme": scheme})
 
 
 def _socket_refusal() -> RefusedDSN:
@@ -199,8 +211,6 @@ def _vet_network(kind: str, host: str, port: int, params: dict[str, str]) -> Tar
         raise own_database_refusal()
     if entry is None:
         raise not_allowed
-    from .fetch_http import _is_private
-
     private = [a for a in addresses if _is_private(ipaddress.ip_address(a))]
     if private and not entry.allow_private_addresses:
         raise RefusedDSN(

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from .fetch_sql import FetchError
+from .errors import FetchError
 from .models import SourceKind, allowlist_entry
 
 MAX_REDIRECTS = 3

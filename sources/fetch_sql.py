@@ -19,22 +19,10 @@ from urllib.parse import quote
 
 from django.utils.translation import gettext as _
 
+from .dsn_guard import check_postgresql_session, vet_dsn
+from .errors import FetchError
+
 CONNECT_TIMEOUT_S = 10
-
-
-class FetchError(Exception):
-    """The source could not be read; the message is shown to the user."""
-
-
-def dialect(dsn: str) -> str:
-    scheme = dsn.split("://", 1)[0].lower() if "://" in dsn else ""
-    if scheme.startswith(("postgres", "postgresql")) or not scheme:
-        return "postgresql"  # also libpq key=value strings
-    if scheme.startswith("mysql"):
-        return "mysql"
-    if scheme.startswith("sqlite"):
-        return "sqlite"
-    raise FetchError(_("Unsupported database type “%(scheme)s”.") % {"scheme": scheme})
 
 
 def available_dialects() -> list[str]:
@@ -60,8 +48,6 @@ def _rows(cursor, limit: int) -> list[dict[str, Any]]:
 
 def fetch_postgresql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     import psycopg
-
-    from .dsn_guard import check_postgresql_session
 
     options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
     conninfo = target.postgresql_conninfo(options=options, connect_timeout=str(CONNECT_TIMEOUT_S))
@@ -164,8 +150,6 @@ def _first_line(exc: Exception) -> str:
 def fetch_rows(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     if not query.strip():
         raise FetchError(_("The source has no query."))
-    from .dsn_guard import vet_dsn
-
     target = vet_dsn(dsn)
     fetch = {"postgresql": fetch_postgresql, "sqlite": fetch_sqlite, "mysql": fetch_mysql}[target.dialect]
     return fetch(target, query, timeout_s=timeout_s, limit=limit)

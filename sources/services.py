@@ -28,7 +28,8 @@ from knowledge.services import document_create, document_update_metadata, docume
 from . import crypto, rendering
 from .fetch_http import fetch_json
 from .dsn_guard import RefusedDSN, vet_dsn
-from .fetch_sql import FetchError, fetch_rows
+from .errors import FetchError
+from .fetch_sql import fetch_rows
 from .models import AllowedHost, Source, SourceKind, SourceRecord, SourceSync, SyncStatus, SyncTrigger, normalize_host
 from .policy import allowed_host_policy, source_policy
 

@@ -98,3 +98,13 @@ def published_document(knowledge_base, author: User, reviewer: User, content: st
         review_approve(actor=reviewer, review=review)
     doc.refresh_from_db()
     return doc
+
+
+def ingest(version_id: int):
+    """Run the real ingestion of one version in this process (as a worker would) and return its
+    VersionIngestion row."""
+    from knowledge.ingestion.services import versions_ingest_run
+    from knowledge.models import VersionIngestion
+
+    versions_ingest_run(version_ids=[version_id])
+    return VersionIngestion.objects.filter(version_id=version_id).first()

@@ -212,7 +212,7 @@ def dataset_from_knowledge(
     this is the incremental builder: only documents changed since then."""
     from django.utils.translation import gettext as _
 
-    from knowledge.pipeline import version_text
+    from knowledge.ingestion.selectors import version_text
 
     from .datasets.endpoint import EndpointMisconfigured, configured_backend
     from .datasets.kb_qa import document_pairs

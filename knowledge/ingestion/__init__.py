@@ -1,11 +1,23 @@
-"""Model-independent ingestion: bytes -> blocks -> clean blocks -> chunks (+ entities).
+"""Ingestion: everything that turns an upload or a saved version into searchable chunks.
 
-The Celery pipeline calls these pure functions per stage; nothing here touches the database.
+Pure library (no database, no Django models; importable on its own):
+    blocks, archive, detect, extract, clean, chunk, entities, errors
 
     document = extract(data, filename, max_bytes=..., max_uncompressed_bytes=...)
     document = clean_document(document)
     chunks = chunk_blocks(document.blocks, count_tokens=tokenizer_counter(model_dir), chunk_tokens=256)
     entities = [extract_entities(chunk.text) for chunk in chunks]
+
+Django side, one job per file (see README "How it is built"):
+    selectors   reads: a version's text, its ingestion row and chunks, the embedding spaces
+    services    writes: queue, retry, run a batch of versions, searchable flags, re-embedding
+    stages      the stages services run: claim, extract/clean/chunk, embed, write (index)
+    sql         the raw SQL of those stages (COPY, UPDATE ... FROM unnest, locks on spaces)
+    tasks       the Celery task and the re-embedding job handler (thin: ids in, a service called)
+    uploads     files and .zip archives into documents and versions, through knowledge.services
+    forms, views, urls   the ingestion pages (status, retry, chunks, upload, embedding model)
+
+This package's __init__ imports only the pure library.
 """
 
 from .blocks import Block, ExtractedDocument, render_markdown

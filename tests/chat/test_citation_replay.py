@@ -3,7 +3,7 @@
 import pytest
 
 from chat.models import Citation
-from knowledge.pipeline import versions_ingest_run
+from knowledge.ingestion.services import versions_ingest_run
 from knowledge.services import document_submit, document_version_create, review_approve
 from tests.conftest import login
 from tests.factories import KnowledgeBaseFactory, published_document

@@ -8,11 +8,12 @@ from django.db import connection
 
 from core.models import JobStatus
 from core.services import job_execute
-from knowledge import pipeline
+from knowledge.ingestion import services as ingest_services
+from knowledge.ingestion import selectors as ingest_selectors
 from knowledge.embedding import active_space
 from knowledge.models import Chunk, ChunkVector, EmbeddingSpace, EmbeddingSpaceStatus
 from knowledge.services import document_submit
-from tests.factories import KnowledgeBaseFactory, document
+from tests.factories import KnowledgeBaseFactory, document, ingest
 
 
 @pytest.fixture(scope="module")
@@ -26,26 +27,26 @@ def test_changing_the_model_rebuilds_vectors_in_the_background_then_switches(
     manager = people["credit_manager"]
     kb = KnowledgeBaseFactory(department=credit, review_required=False)
     live = document(kb, manager, content="Deposit insurance covers up to 500,000 yuan per depositor.")
-    pipeline.version_ingest_run(version_id=live.latest_version.pk)
+    ingest(live.latest_version.pk)
     document_submit(actor=manager, document=live)
     draft = document(kb, manager, content="A draft about car loans.")
-    pipeline.version_ingest_run(version_id=draft.latest_version.pk)
+    ingest(draft.latest_version.pk)
     old = active_space()
-    assert not pipeline.embedding_model_changed()
+    assert not ingest_selectors.embedding_model_changed()
 
     settings.EMBEDDING_MODEL = second_model_dir
-    assert pipeline.embedding_model_changed()
+    assert ingest_selectors.embedding_model_changed()
     with pytest.raises(PermissionDenied):
-        pipeline.embedding_space_rebuild_start(actor=manager)
-    job = pipeline.embedding_space_rebuild_start(actor=people["superuser"])
-    assert pipeline.embedding_space_rebuild_start(actor=people["superuser"]) == job  # no second build
+        ingest_services.embedding_space_rebuild_start(actor=manager)
+    job = ingest_services.embedding_space_rebuild_start(actor=people["superuser"])
+    assert ingest_services.embedding_space_rebuild_start(actor=people["superuser"]) == job  # no second build
     new = EmbeddingSpace.objects.get(pk=job.params["space_id"])
     assert new.status == EmbeddingSpaceStatus.BUILDING and new.model_path == second_model_dir
     assert active_space() == old  # searches keep the old vectors meanwhile
 
     # a version indexed during the build gets vectors in both spaces
     during = document(kb, manager, content="Written while the new space is being built.")
-    pipeline.version_ingest_run(version_id=during.latest_version.pk)
+    ingest(during.latest_version.pk)
     spaces = set(ChunkVector.objects.filter(chunk__document=during).values_list("space_id", flat=True))
     assert spaces == {old.pk, new.pk}
 
@@ -67,6 +68,6 @@ def test_changing_the_model_rebuilds_vectors_in_the_background_then_switches(
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname = %s", [new.hnsw_index_name])
         assert cursor.fetchone()
-    assert not pipeline.embedding_model_changed()
+    assert not ingest_selectors.embedding_model_changed()
     with pytest.raises(ValidationError):
-        pipeline.embedding_space_rebuild_start(actor=people["superuser"])
+        ingest_services.embedding_space_rebuild_start(actor=people["superuser"])

@@ -4,12 +4,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from knowledge import pipeline
+from knowledge.ingestion import services as ingest_services
 from knowledge.models import Document, IngestionStatus, VersionIngestion
 from tests.conftest import login
-from tests.factories import KnowledgeBaseFactory, document
+from tests.factories import KnowledgeBaseFactory, document, ingest
 
-pytestmark = pytest.mark.urls("tests.knowledge.ingest_urls")
 
 TEXT = "# Policy\n\n## Approvals\n\nEvery loan needs two approvals since 2024-03-01, at a rate of 3.5%.\n"
 
@@ -22,12 +21,12 @@ def kb(credit):
 def test_status_partial_polls_until_finished_then_shows_chunks_and_timings(kb, people):
     doc = document(kb, people["credit_manager"], content=TEXT)
     version = doc.latest_version
-    pipeline.version_ingest_enqueue(version=version)
+    ingest_services.version_ingest_enqueue(version=version)
     client = login(people["credit_manager"])
     url = reverse("ingest:status", args=[version.pk])
     queued = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 1s"' in queued and 'data-status="queued"' in queued
-    pipeline.version_ingest_run(version_id=version.pk)
+    ingest(version.pk)
     page = client.get(url).content.decode()
     assert 'data-status="indexed"' in page and "hx-trigger" not in page
     assert 'data-chunk-count="1"' in page
@@ -50,7 +49,7 @@ def test_failed_version_shows_the_error_and_a_retry_button(kb, people):
     manager = people["credit_manager"]
     doc = document(kb, manager, content="   ")
     version = doc.latest_version
-    pipeline.version_ingest_run(version_id=version.pk)
+    ingest(version.pk)
     client = login(manager)
     page = client.get(reverse("ingest:status", args=[version.pk])).content.decode()
     assert 'data-error-code="empty"' in page and 'data-action="retry-ingestion"' in page
@@ -62,7 +61,7 @@ def test_failed_version_shows_the_error_and_a_retry_button(kb, people):
 
 def test_chunk_viewer_lists_chunks_with_tokens_headings_and_entities(kb, people):
     doc = document(kb, people["credit_manager"], content=TEXT)
-    pipeline.version_ingest_run(version_id=doc.latest_version.pk)
+    ingest(doc.latest_version.pk)
     page = login(people["credit_manager"]).get(reverse("ingest:chunks", args=[doc.latest_version.pk])).content.decode()
     assert "two approvals" in page
     assert "Policy › Approvals" in page
@@ -72,7 +71,7 @@ def test_chunk_viewer_lists_chunks_with_tokens_headings_and_entities(kb, people)
 
 def test_chunk_viewer_is_translated(kb, people):
     doc = document(kb, people["credit_manager"], content=TEXT)
-    pipeline.version_ingest_run(version_id=doc.latest_version.pk)
+    ingest(doc.latest_version.pk)
     client = login(people["credit_manager"])
     page = client.get(reverse("ingest:chunks", args=[doc.latest_version.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert page.status_code == 200

@@ -9,11 +9,13 @@ from django.db.models import Count
 from django.utils import timezone
 
 from core.services import work_reap
-from knowledge import pipeline
+from knowledge.ingestion import services as ingest_services
+from knowledge.ingestion import selectors as ingest_selectors
 from knowledge.embedding import active_space
 from knowledge.models import Chunk, ChunkVector, IngestionStatus, VersionIngestion
 from knowledge.services import document_archive, document_submit, document_version_create
 from tests.factories import KnowledgeBaseFactory, document
+from tests.factories import ingest as run_ingestion
 
 from .ingestion.conftest import make_pdf
 
@@ -35,7 +37,7 @@ def kb(credit):
 
 
 def ingest(version):
-    row = pipeline.version_ingest_run(version_id=version.pk)
+    row = run_ingestion(version.pk)
     assert row is not None
     return row
 
@@ -78,7 +80,7 @@ def test_markdown_version_is_chunked_embedded_and_indexed(kb, people):
     assert len(vectors.first().embedding) == space.dimension
     # a draft's chunks are not searchable
     assert not Chunk.objects.filter(document=doc, searchable=True).exists()
-    assert pipeline.version_text(doc.latest_version) == POLICY
+    assert ingest_selectors.version_text(doc.latest_version) == POLICY
 
 
 def test_chunk_size_follows_the_knowledge_base_settings(credit, people):
@@ -97,7 +99,7 @@ def test_a_second_run_replaces_chunks_without_duplicates(kb, people):
     doc = document(kb, people["credit_manager"], content=POLICY)
     first = ingest(doc.latest_version)
     before = list(Chunk.objects.filter(version=doc.latest_version).values_list("pk", flat=True))
-    pipeline.version_ingest_enqueue(version=doc.latest_version)  # e.g. a redelivered or retried task
+    ingest_services.version_ingest_enqueue(version=doc.latest_version)  # e.g. a redelivered or retried task
     second = ingest(doc.latest_version)
     assert second.status == IngestionStatus.INDEXED and second.attempts == 2
     after = list(Chunk.objects.filter(version=doc.latest_version).values_list("pk", flat=True))
@@ -158,8 +160,8 @@ def test_failed_version_keeps_the_live_version_searchable_and_can_be_retried(kb,
     assert searchable_versions(doc) == {1}
 
     with pytest.raises(PermissionDenied):
-        pipeline.version_ingest_retry(actor=people["credit_employee"], version=v2)
-    retried = pipeline.version_ingest_retry(actor=manager, version=v2)
+        ingest_services.version_ingest_retry(actor=people["credit_employee"], version=v2)
+    retried = ingest_services.version_ingest_retry(actor=manager, version=v2)
     assert retried.status == IngestionStatus.QUEUED and retried.error_message == ""
 
 
@@ -190,8 +192,8 @@ def test_reaper_fails_stale_running_versions_so_they_can_be_retried(kb, people):
     assert row.status == IngestionStatus.FAILED and row.error_code == "worker_lost"
     assert "retry" in row.error_message
     # a running version with a fresh heartbeat belongs to a live worker: a duplicate message skips it
-    assert pipeline.version_ingest_run(version_id=fresh_doc.latest_version.pk).status == IngestionStatus.EMBEDDING
-    pipeline.version_ingest_retry(actor=people["credit_manager"], version=version)
+    assert run_ingestion(fresh_doc.latest_version.pk).status == IngestionStatus.EMBEDDING
+    ingest_services.version_ingest_retry(actor=people["credit_manager"], version=version)
     assert ingest(version).status == IngestionStatus.INDEXED
 
 
@@ -199,7 +201,7 @@ def test_batch_run_encodes_versions_together(kb, people):
     docs = [document(kb, people["credit_manager"], content=f"Passage {n} about savings accounts.") for n in range(3)]
     broken = document(kb, people["credit_manager"], content="   ")
     ids = [doc.latest_version.pk for doc in docs] + [broken.latest_version.pk]
-    done = pipeline.versions_ingest_run(version_ids=ids)
+    done = ingest_services.versions_ingest_run(version_ids=ids)
     assert sorted(done) == sorted(ids[:3])
     counts = dict(Chunk.objects.filter(version_id__in=ids).values_list("version_id").annotate(n=Count("pk")))
     assert counts == {pk: 1 for pk in ids[:3]}
@@ -224,9 +226,9 @@ def test_a_worker_takes_other_queued_versions_along(credit, people):
     docs = [document(kb, people["credit_manager"], content=f"# Rule {n}\n\nLoans of class {n} need two signatures.")
             for n in range(3)]
     for doc in docs:
-        pipeline.version_ingest_enqueue(version=doc.latest_version)
-    done = pipeline.version_ingest_batch(version_id=docs[0].latest_version.pk)
+        ingest_services.version_ingest_enqueue(version=doc.latest_version)
+    done = ingest_services.version_ingest_batch(version_id=docs[0].latest_version.pk)
     assert sorted(done) == sorted(doc.latest_version.pk for doc in docs)
     statuses = set(VersionIngestion.objects.filter(version__document__in=docs).values_list("status", flat=True))
     assert statuses == {IngestionStatus.INDEXED}
-    assert pipeline.version_ingest_batch(version_id=docs[1].latest_version.pk) == []  # already done
+    assert ingest_services.version_ingest_batch(version_id=docs[1].latest_version.pk) == []  # already done

@@ -11,10 +11,10 @@ import redis
 from django.utils import timezone
 
 from core.services import work_reap
-from knowledge import pipeline
+from knowledge.ingestion import services as ingest_services
 from knowledge.models import Chunk, ChunkVector, IngestionStatus, VersionIngestion
 from tests.core.test_worker_integration import broker, worker_process
-from tests.factories import KnowledgeBaseFactory, document
+from tests.factories import KnowledgeBaseFactory, document, ingest
 
 # Its own Redis database, so that other worker tests flushing theirs cannot take our messages.
 REDIS_URL = os.environ.get("TEST_INGEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -62,7 +62,7 @@ def test_worker_killed_while_embedding_leaves_the_version_retryable_without_dupl
         row.refresh_from_db()
         assert row.status == IngestionStatus.FAILED and row.error_code == "worker_lost"
 
-        pipeline.version_ingest_retry(actor=manager, version=version)  # queues it again on commit
+        ingest_services.version_ingest_retry(actor=manager, version=version)  # queues it again on commit
         with worker_process({"BROKER_URL": REDIS_URL}) as proc:
             row = wait_for(version, {IngestionStatus.INDEXED, IngestionStatus.FAILED}, proc)
     assert row.status == IngestionStatus.INDEXED, row.error_message
@@ -72,5 +72,5 @@ def test_worker_killed_while_embedding_leaves_the_version_retryable_without_dupl
     assert sorted(indexes) == list(range(len(indexes)))
     assert ChunkVector.objects.filter(chunk__version=version).count() == len(indexes)
     # the dead worker's unacknowledged message, delivered again later, changes nothing
-    assert pipeline.version_ingest_run(version_id=version.pk).attempts == 2
+    assert ingest(version.pk).attempts == 2
     assert Chunk.objects.filter(version=version).count() == len(indexes)

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from core.audit import AuditAction
 from core.models import AuditEntry
-from knowledge import pipeline, services
+from knowledge import services
+from knowledge.ingestion import services as ingest_services
 from knowledge.models import Chunk, ChunkVector, Document, DocumentVersion, VersionIngestion
 from retrieval.indexing import collection_statistics, statistics_rebuild
 from retrieval.models import Bm25Posting, HitTestQuery, HitTestSet
@@ -36,7 +37,7 @@ def test_purge_after_real_ingestion_commits_and_leaves_nothing_pointing_at_the_p
         services.review_approve(actor=reviewer, review=services.document_submit(actor=manager, document=old))
         kept = published_document(kb, manager, reviewer, content="Savings accounts pay interest every month.")
         versions = list(DocumentVersion.objects.filter(document__in=[old, kept]).values_list("pk", flat=True))
-        assert sorted(pipeline.versions_ingest_run(version_ids=versions)) == sorted(versions)
+        assert sorted(ingest_services.versions_ingest_run(version_ids=versions)) == sorted(versions)
         old_chunks = list(Chunk.objects.filter(document=old).values_list("pk", flat=True))
         assert len(old_chunks) == 2 and Bm25Posting.objects.filter(chunk_id__in=old_chunks).exists()
         source = Source.objects.create(knowledge_base=kb, kind="sql", name="crm", created_by=manager)

@@ -5,11 +5,13 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from knowledge import pipeline
+from knowledge.ingestion import services as ingest_services
+from knowledge.ingestion import selectors as ingest_selectors
 from knowledge.models import Chunk, Document, DocumentVersion, IngestionStatus
 from knowledge.services import document_submit
-from knowledge.uploads import upload_files
+from knowledge.ingestion.uploads import upload_files
 from tests.factories import KnowledgeBaseFactory, document
+from tests.factories import ingest as run_ingestion
 
 from .ingestion.conftest import make_image_pdf, make_pdf
 from .ingestion.test_archive import make_zip
@@ -28,7 +30,7 @@ def upload(kb, user, name, data, **kwargs):
 
 
 def ingest(version):
-    return pipeline.version_ingest_run(version_id=version.pk)
+    return run_ingestion(version.pk)
 
 
 def text_of(version):
@@ -61,7 +63,7 @@ def test_each_format_becomes_a_document_with_its_original_file_and_chunks(kb, pe
     row = ingest(version)
     assert row.status == IngestionStatus.INDEXED, row.error_message
     assert expected in text_of(version)
-    assert expected in pipeline.version_text(version)  # the extracted Markdown is kept
+    assert expected in ingest_selectors.version_text(version)  # the extracted Markdown is kept
     assert row.extracted_meta["format"]
     if position:
         first = Chunk.objects.filter(version=version).order_by("index").first()
@@ -170,7 +172,7 @@ def test_several_files_at_once(kb, people):
     files = [SimpleUploadedFile("a.md", b"# A\n\nAlpha."), SimpleUploadedFile("b.md", b"# B\n\nBeta.")]
     outcomes = upload_files(actor=people["credit_manager"], knowledge_base=kb, files=files)
     assert [outcome.status for outcome in outcomes] == ["created", "created"]
-    done = pipeline.versions_ingest_run(version_ids=[outcome.version.pk for outcome in outcomes])
+    done = ingest_services.versions_ingest_run(version_ids=[outcome.version.pk for outcome in outcomes])
     assert len(done) == 2
 
 

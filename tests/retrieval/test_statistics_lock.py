@@ -9,7 +9,8 @@ from django.db import connection
 from django.urls import reverse
 
 import retrieval.indexing as indexing
-from knowledge import pipeline, services
+from knowledge import services
+from knowledge.ingestion import services as ingest_services
 from knowledge.models import Chunk, IngestionStatus, VersionIngestion
 from retrieval.indexing import collection_statistics, statistics_rebuild
 from tests.conftest import login
@@ -28,7 +29,7 @@ def test_approve_does_not_wait_for_an_ingestion_batch_holding_its_index_transact
             base_version_number=1, change_note="raised",
         )
         review = services.document_submit(actor=manager, document=reviewed)
-        pipeline.versions_ingest_run(version_ids=[reviewed.live_version_id, v2.pk])
+        ingest_services.versions_ingest_run(version_ids=[reviewed.live_version_id, v2.pk])
         open_kb = KnowledgeBaseFactory(department=credit, review_required=False)
         batch = [document(open_kb, manager, content=f"Savings plan {n} pays interest monthly.") for n in range(3)]
         for doc in batch:
@@ -45,7 +46,7 @@ def test_approve_does_not_wait_for_an_ingestion_batch_holding_its_index_transact
 
     def ingest_batch():
         try:
-            pipeline.versions_ingest_run(version_ids=[doc.latest_version_id for doc in batch])
+            ingest_services.versions_ingest_run(version_ids=[doc.latest_version_id for doc in batch])
         except Exception as exc:  # noqa: BLE001 - reported by the main thread
             failures.append(exc)
         finally:

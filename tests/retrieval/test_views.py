@@ -8,7 +8,7 @@ from tests.factories import KnowledgeBaseFactory
 
 from .helpers import published
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.retrieval.urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

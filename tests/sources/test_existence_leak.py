@@ -8,7 +8,6 @@ from sources.models import Source
 from tests.conftest import login
 from tests.factories import KnowledgeBaseFactory
 
-pytestmark = pytest.mark.urls("tests.sources.urls")
 
 
 def _create(client, knowledge_base_id):

@@ -46,7 +46,6 @@ def test_due_sources_are_queued_once_and_rescheduled(kb, manager, rows, django_c
     assert sync.created == 3
 
 
-@pytest.mark.urls("tests.sources.urls")
 def test_anonymous_is_sent_to_login(client, db):
     for url in ("/sources/knowledge-bases/1/", "/sources/1/", "/sources/allowed-hosts/"):
         response = client.get(url)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
-from knowledge import embedding, pipeline
+from knowledge import embedding
+from knowledge.ingestion import selectors, services
 
 
 class Command(BaseCommand):
@@ -25,10 +26,10 @@ class Command(BaseCommand):
         info = status["effective_info"]
         self.stdout.write(f"Embedding model: {info.name} ({'multilingual' if info.multilingual else 'not multilingual'})")
         active = embedding.active_space()
-        if not pipeline.embedding_model_changed():
+        if not selectors.embedding_model_changed():
             return
         try:
-            job = pipeline.embedding_space_rebuild_start(actor=None)
+            job = services.embedding_space_rebuild_start(actor=None)
         except ValidationError as exc:
             self.stderr.write(self.style.ERROR(f"Re-embedding could not start: {' '.join(exc.messages)}"))
             return

@@ -141,7 +141,7 @@ class Command(BaseCommand):
     def _load(self, corpus, holdout):
         from accounts.models import Department, Membership, Role, User
         from knowledge.models import Chunk, Document, DocumentState, DocumentVersion, KnowledgeBase, sha256_text
-        from knowledge.pipeline import versions_ingest_run
+        from knowledge.ingestion.services import versions_ingest_run
 
         tag = uuid.uuid4().hex[:8]
         department = Department.objects.create(name=f"Evaluation {tag}", code=f"eval-{tag}")

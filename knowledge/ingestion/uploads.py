@@ -19,10 +19,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.utils.translation import gettext as _
 
-from . import services
-from .ingestion import IngestionError
-from .ingestion.detect import declared_kind
-from .models import Document, DocumentState, DocumentVersion, KnowledgeBase
+from .. import services
+from ..models import Document, DocumentState, DocumentVersion, KnowledgeBase
+from .detect import declared_kind
+from .errors import IngestionError
+from .extract import extract_archive
 
 
 @dataclass
@@ -86,8 +87,6 @@ def _is_zip(name: str) -> bool:
 
 
 def _upload_archive(actor, knowledge_base, upload, data, change_note, ip) -> list[UploadOutcome]:
-    from .ingestion import extract_archive
-
     name = _base_name(upload.name)
     limit = settings.UPLOAD_MAX_BYTES
     try:

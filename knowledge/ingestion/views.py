@@ -3,41 +3,44 @@ uploads into a knowledge base and the embedding model page."""
 
 from __future__ import annotations
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.policy import is_company_admin
 from core.audit import client_ip
-from core.models import Job
 
-from . import embedding, pipeline, selectors, selectors_ingest, uploads
-from .models import DocumentState
-from .policy import knowledge_base_policy
+from .. import embedding
+from .. import selectors as knowledge_selectors
+from ..models import DocumentState
+from ..policy import knowledge_base_policy
+from . import selectors, services, uploads
+from .forms import UploadForm
+
+CHUNKS_PER_PAGE = 50
 
 
 def _status_context(request, version) -> dict:
     return {
         "version": version,
-        "can_edit": selectors_ingest.can_change_document(user=request.user, version=version),
+        "can_edit": selectors.can_change_document(user=request.user, version=version),
     }
 
 
 def ingestion_status(request, pk):
-    version = selectors_ingest.version_for_ingestion(user=request.user, pk=pk)
+    version = selectors.version_for_ingestion(user=request.user, pk=pk)
     return render(request, "knowledge/ingest/_status.html", _status_context(request, version))
 
 
 @require_POST
 def ingestion_retry(request, pk):
-    version = selectors_ingest.version_for_ingestion(user=request.user, pk=pk)
+    version = selectors.version_for_ingestion(user=request.user, pk=pk)
     try:
-        pipeline.version_ingest_retry(actor=request.user, version=version, ip=client_ip(request))
+        services.version_ingest_retry(actor=request.user, version=version, ip=client_ip(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     if request.htmx:
@@ -46,7 +49,7 @@ def ingestion_retry(request, pk):
 
 
 def chunk_list(request, pk):
-    version = selectors_ingest.version_for_ingestion(user=request.user, pk=pk)
+    version = selectors.version_for_ingestion(user=request.user, pk=pk)
     document = version.document
     return render(
         request,
@@ -55,56 +58,22 @@ def chunk_list(request, pk):
             "version": version,
             "document": document,
             "knowledge_base": document.knowledge_base,
-            "ingestion": selectors_ingest.ingestion_for(version=version),
-            "chunks": selectors_ingest.chunk_list(user=request.user, version=version),
+            "ingestion": selectors.ingestion_for(version=version),
+            # A 5 MB file makes thousands of chunks: one page at a time.
+            "chunks": Paginator(selectors.chunk_list(user=request.user, version=version), CHUNKS_PER_PAGE).get_page(
+                request.GET.get("page")
+            ),
         },
     )
 
 
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, (list, tuple)):
-            return [single(item, initial) for item in data]
-        return [single(data, initial)] if data else []
-
-
-class UploadForm(forms.Form):
-    files = MultipleFileField(
-        label=gettext_lazy("Files"),
-        help_text=gettext_lazy(
-            "PDF, Word (.docx), Excel (.xlsx), CSV, HTML, Markdown or text (UTF-8, GBK, GB18030, Big5); "
-            "several files at once or a .zip of files."
-        ),
-    )
-    document = forms.ModelChoiceField(
-        label=gettext_lazy("Add as a new version of"),
-        queryset=None,
-        required=False,
-        empty_label=gettext_lazy("— each file becomes a new document —"),
-    )
-    change_note = forms.CharField(label=gettext_lazy("Change note"), max_length=500, required=False)
-
-    def __init__(self, *args, documents=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["document"].queryset = documents
-
-
 def upload(request, kb_pk):
-    knowledge_base = selectors.knowledge_base_get(user=request.user, pk=kb_pk)
+    knowledge_base = knowledge_selectors.knowledge_base_get(user=request.user, pk=kb_pk)
     if not knowledge_base_policy.user_has_permission_for_instance(request.user, "change", knowledge_base):
         raise PermissionDenied
-    documents = selectors.document_list(user=request.user, knowledge_base=knowledge_base, order="title").exclude(
-        state=DocumentState.ARCHIVED
-    )
+    documents = knowledge_selectors.document_list(
+        user=request.user, knowledge_base=knowledge_base, order="title"
+    ).exclude(state=DocumentState.ARCHIVED)
     form = UploadForm(request.POST or None, request.FILES or None, documents=documents)
     outcomes = None
     status = 200
@@ -139,18 +108,18 @@ def embedding_model(request):
     job = None
     if request.method == "POST":
         try:
-            job = pipeline.embedding_space_rebuild_start(actor=request.user)
+            job = services.embedding_space_rebuild_start(actor=request.user)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
             messages.success(request, _("Re-embedding started. Searches use the current model until it is complete."))
     if job is None:
-        job = Job.objects.filter(kind=pipeline.REBUILD_JOB_KIND).order_by("-created_at").first()
+        job = selectors.embedding_rebuild_latest(kind=services.REBUILD_JOB_KIND)
     context = {
-        "spaces": selectors_ingest.embedding_spaces(),
-        "configured_path": pipeline.configured_model_path(),
+        "spaces": selectors.embedding_spaces(),
+        "configured_path": selectors.configured_model_path(),
         "model_status": embedding.model_status(),
-        "changed": pipeline.embedding_model_changed(),
+        "changed": selectors.embedding_model_changed(),
         "job": job,
     }
     return render(request, "knowledge/ingest/embedding.html", context)
