@@ -31,6 +31,13 @@ class TagsField(forms.CharField):
         return ", ".join(value) if isinstance(value, (list, tuple)) else value
 
 
+class OptionalJSONField(forms.JSONField):
+    """Empty stays empty (not the text "null"): the service then keeps its defaults."""
+
+    def prepare_value(self, value):
+        return "" if value in (None, "") else super().prepare_value(value)
+
+
 class KnowledgeBaseForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     description = forms.CharField(label=_("Description"), widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -45,11 +52,11 @@ class KnowledgeBaseForm(forms.Form):
     shared_with = forms.ModelMultipleChoiceField(
         label=_("Shared with departments"), queryset=Department.objects.none(), required=False
     )
-    chunk_settings = forms.JSONField(
+    chunk_settings = OptionalJSONField(
         label=_("Chunking settings (JSON)"), required=False, widget=forms.TextInput,
         help_text=_("Empty: the defaults, {\"chunk_tokens\": 256, \"overlap_tokens\": 32}."),
     )
-    retrieval_settings = forms.JSONField(
+    retrieval_settings = OptionalJSONField(
         label=_("Retrieval settings (JSON)"), required=False, widget=forms.TextInput,
         help_text=_("Empty: the defaults of the embedding model."),
     )
