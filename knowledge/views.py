@@ -18,7 +18,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.models import Department
@@ -728,11 +728,17 @@ CSV_COLUMNS = [
     "content_sha256", "file_name", "file_sha256", "details",
 ]  # fmt: skip
 
-# Details worth a glance in the table (the CSV carries them all).
-SUMMARY_KEYS = (
-    "reason", "comment", "change_note", "title", "lock_owner", "shared_with", "shared_company_wide", "changed",
-    "user", "role", "previous_role", "username", "file_name", "four_eyes_rule", "rolled_back_to", "trigger", "previous_state",
-)
+# Details worth a glance in the table (the CSV carries them all), with their labels.
+SUMMARY_KEYS = {
+    "reason": gettext_lazy("reason"), "comment": gettext_lazy("comment"), "change_note": gettext_lazy("change note"),
+    "title": gettext_lazy("title"), "lock_owner": gettext_lazy("lock holder"),
+    "shared_with": gettext_lazy("shared with"), "shared_company_wide": gettext_lazy("company-wide"),
+    "changed": gettext_lazy("changed"), "user": gettext_lazy("user"), "role": gettext_lazy("role"),
+    "previous_role": gettext_lazy("previous role"), "username": gettext_lazy("username"),
+    "file_name": gettext_lazy("file"), "four_eyes_rule": gettext_lazy("four-eyes rule"),
+    "rolled_back_to": gettext_lazy("rolled back to"), "trigger": gettext_lazy("trigger"),
+    "previous_state": gettext_lazy("previous state"),
+}
 
 
 def action_label(action: str) -> str:
@@ -742,13 +748,13 @@ def action_label(action: str) -> str:
 def audit_summary(entry) -> str:
     """One line of what the row's details say, for the table and the printable page."""
     parts = []
-    for key in SUMMARY_KEYS:
+    for key, label in SUMMARY_KEYS.items():
         value = entry.details.get(key)
         if value in (None, "", [], {}):
             continue
         if not isinstance(value, str):
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        parts.append(f"{key}: {value}")
+        parts.append(f"{label}: {value}")
     text = " · ".join(parts)
     return text if len(text) <= 300 else text[:299] + "…"
 
