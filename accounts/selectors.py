@@ -25,6 +25,7 @@ class Navigation:
     chat: bool = False
     training: bool = False
     compliance: bool = False
+    hit_testing: bool = False
     admin: bool = False
     django_admin: bool = False
 
@@ -45,6 +46,8 @@ def navigation_for(*, user: Any) -> Navigation:
         chat=True,
         training=_may_use_training(user),
         compliance=review_policy.user_has_permission(user, "review"),
+        # Knowledge managers and admins test retrieval on the knowledge bases they manage.
+        hit_testing=knowledge_base_policy.user_has_permission(user, "add"),
         admin=user_has_capability_anywhere(user, Capability.MANAGE_MEMBERS),
         django_admin=bool(user.is_superuser),
     )

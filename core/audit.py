@@ -18,6 +18,7 @@ class AuditAction:
     PUBLISH = "publish"
     ROLLBACK = "rollback"
     ARCHIVE = "archive"
+    RESTORE = "restore"
     PERMISSION_CHANGE = "permission_change"
     DOWNLOAD = "download"
     PURGE = "purge"

@@ -35,6 +35,7 @@ from .serializers import (
     ReviewApproveSerializer,
     ReviewRequestChangesSerializer,
     ReviewSerializer,
+    ReasonSerializer,
     RollbackSerializer,
     StateErrorSerializer,
     VersionConflictSerializer,
@@ -121,12 +122,13 @@ class DocumentViewSet(PolicyModelViewSet):
     policy = document_policy
     serializer_class = DocumentSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
-    actions_without_body = frozenset({"submit", "archive"})
+    actions_without_body = frozenset({"submit"})
     policy_actions = {
         "versions_create": "change",
         "submit": "submit",
         "rollback": "rollback",
         "archive": "archive",
+        "restore": "restore",
     }
 
     def refine_queryset(self, queryset):
@@ -173,7 +175,8 @@ class DocumentViewSet(PolicyModelViewSet):
     def versions(self, request, pk=None):
         document = self.get_object()
         versions = selectors.version_list(user=request.user, document=document)
-        return Response(VersionSummarySerializer(versions, many=True).data)
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(VersionSummarySerializer(page, many=True).data)
 
     @extend_schema(
         summary="Save an edit as a new version",
@@ -274,13 +277,41 @@ class DocumentViewSet(PolicyModelViewSet):
             )
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Archive the document", request=None, responses={200: DocumentSerializer, 409: STATE_ERROR})
+    @extend_schema(
+        summary="Archive the document (a published one needs a reason)",
+        request=ReasonSerializer,
+        responses={200: DocumentSerializer, 409: STATE_ERROR},
+    )
     @action(detail=True, methods=["post"])
     def archive(self, request, pk=None):
         document = self.get_object()
+        serializer = ReasonSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
         with service_errors():
-            services.document_archive(actor=request.user, document=document, ip=client_ip(request))
+            services.document_archive(
+                actor=request.user, document=document, reason=serializer.validated_data.get("reason", ""),
+                ip=client_ip(request),
+            )
         return Response(self._document_data(document))
+
+    @extend_schema(
+        summary="Restore an archived document: its latest version is submitted like any change",
+        request=ReasonSerializer,
+        responses={200: ReviewSerializer, 204: None, 409: STATE_ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    def restore(self, request, pk=None):
+        document = self.get_object()
+        serializer = ReasonSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            review = services.document_restore(
+                actor=request.user, document=document, reason=serializer.validated_data.get("reason", ""),
+                ip=client_ip(request),
+            )
+        if review is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ReviewSerializer(review).data)
 
 
 @extend_schema_view(

@@ -21,6 +21,7 @@ EQUAL, INSERT, DELETE = "equal", "insert", "delete"
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _TOKEN = re.compile(
     rf"(?P<cjk>[{_CJK}]+)"  # Chinese: cut into words by jieba
+    r"|(?P<number>\d+(?:[.,:/]\d+)+%?|\d+%)"  # 4.35, 1,000, 12:30, 50%: one change, never "4" "." "35"
     rf"|(?P<word>[^\W{_CJK}]+)"  # letters/digits/underscore of any other script
     r"|(?P<space>[^\S\n]+)"  # a run of blanks (never a newline)
     r"|(?P<other>.)",  # newline, punctuation, symbols: one token each
@@ -230,9 +231,10 @@ def render_inline_html(diff: dict[str, Any]) -> SafeString:
 
 
 def render_side_by_side_html(
-    diff: dict[str, Any], *, old_label: str = "", new_label: str = "", skip_label: str = "%(count)s unchanged lines"
+    diff: dict[str, Any], *, old_label: str = "", new_label: str = "", skip_label: Any = "%(count)s unchanged lines"
 ) -> SafeString:
-    """A two-column table: old lines on the left, new lines on the right, changed words marked."""
+    """A two-column table: old lines on the left, new lines on the right, changed words marked.
+    `skip_label` is a format string or a function of the count (for plural forms)."""
     out = ['<table class="diff-side">']
     if old_label or new_label:
         out.append(
@@ -243,7 +245,7 @@ def render_side_by_side_html(
         kind = row["kind"]
         if kind == "skip":
             out.append(
-                f'<tr class="diff-row-skip"><td colspan="4">{escape(skip_label % {"count": row["count"]})}</td></tr>'
+                f'<tr class="diff-row-skip"><td colspan="4">{escape(skip_label(row["count"]) if callable(skip_label) else skip_label % {"count": row["count"]})}</td></tr>'
             )
             continue
         old_no = "" if row["old_no"] is None else row["old_no"]

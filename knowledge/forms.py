@@ -33,6 +33,13 @@ class TagsField(forms.CharField):
         return ", ".join(value) if isinstance(value, (list, tuple)) else value
 
 
+class OptionalJSONField(forms.JSONField):
+    """Empty stays empty (not the text "null"): the service then keeps its defaults."""
+
+    def prepare_value(self, value):
+        return "" if value in (None, "") else super().prepare_value(value)
+
+
 class KnowledgeBaseForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     description = forms.CharField(label=_("Description"), widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -46,6 +53,14 @@ class KnowledgeBaseForm(forms.Form):
     shared_company_wide = forms.BooleanField(label=_("Shared company-wide"), required=False)
     shared_with = forms.ModelMultipleChoiceField(
         label=_("Shared with departments"), queryset=Department.objects.none(), required=False
+    )
+    chunk_settings = OptionalJSONField(
+        label=_("Chunking settings (JSON)"), required=False, widget=forms.TextInput,
+        help_text=_("Empty: the defaults, {\"chunk_tokens\": 256, \"overlap_tokens\": 32}."),
+    )
+    retrieval_settings = OptionalJSONField(
+        label=_("Retrieval settings (JSON)"), required=False, widget=forms.TextInput,
+        help_text=_("Empty: the defaults of the embedding model."),
     )
 
     def __init__(self, *args, departments=None, all_departments=None, **kwargs):
@@ -144,6 +159,16 @@ class DocumentFilterForm(forms.Form):
     )
 
 
+class ArchiveForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Why is it archived?"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class RestoreForm(forms.Form):
+    reason = forms.CharField(label=_("Why is it restored?"), required=False, max_length=1000)
+
+
 class ReviewDecisionForm(forms.Form):
     comment = forms.CharField(label=_("Comment"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
@@ -157,8 +182,28 @@ AUDIT_ACTION_CHOICES = [
     (AuditAction.PUBLISH, _("Publish")),
     (AuditAction.ROLLBACK, _("Rollback")),
     (AuditAction.ARCHIVE, _("Archive")),
+    (AuditAction.RESTORE, _("Restore")),
     (AuditAction.DOWNLOAD, _("Download")),
+    (AuditAction.PERMISSION_CHANGE, _("Permission change")),
+    (AuditAction.PURGE, _("Purge")),
+    (AuditAction.DELETE, _("Delete")),
+    ("edit_lock_break", _("Edit lock broken")),
+    ("edit_lock_takeover", _("Edit lock taken over")),
+    ("source_sync", _("Source sync requested")),
+    ("ingest_retry", _("Ingestion retried")),
+    ("embedding_rebuild", _("Embeddings rebuilt")),
+    ("rotate_credentials", _("Credentials rotated")),
+    ("fine_tuning_job_create", _("Fine-tuning job created")),
+    ("fine_tuning_job_cancel", _("Fine-tuning job cancelled")),
+    ("fine_tuning_job_resume", _("Fine-tuning job resumed")),
+    ("model_version_create", _("Model version created")),
+    ("model_version_activate", _("Model version activated")),
+    ("model_version_activate_override", _("Model version activated (gate overridden)")),
+    ("model_version_deactivate", _("Model version deactivated")),
+    ("model_version_restore", _("Model version restored")),
+    ("evaluation_create", _("Evaluation created")),
 ]
+AUDIT_ACTION_LABELS = dict(AUDIT_ACTION_CHOICES)
 
 
 class ComplianceFilterForm(forms.Form):

@@ -7,6 +7,7 @@ acting user live in `selectors.py`; who may do what lives in `policy.py`.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -248,11 +249,14 @@ class Review(models.Model):
 
 
 class EditLock(models.Model):
-    """An explicit 'I am editing this' marker, shown to others with its owner and age."""
+    """An explicit 'I am editing this' marker, shown to editors with its owner and age. The open
+    editor refreshes it (a heartbeat); one not refreshed for EDIT_LOCK_TTL_SECONDS has expired:
+    it no longer blocks saves and another editor of the department may take it over."""
 
     document = models.OneToOneField(Document, on_delete=models.CASCADE, related_name="edit_lock")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     acquired_at = models.DateTimeField(default=timezone.now)
+    refreshed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("edit lock")
@@ -264,6 +268,14 @@ class EditLock(models.Model):
     @property
     def age(self):
         return timezone.now() - self.acquired_at
+
+    @property
+    def expires_at(self):
+        return self.refreshed_at + timedelta(seconds=settings.EDIT_LOCK_TTL_SECONDS)
+
+    @property
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
 
 
 # ---------------------------------------------------------------------------------------------

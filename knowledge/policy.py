@@ -6,7 +6,7 @@ the same rule as an SQL filter: `chunk.version_id IN (version_policy.instances..
 - Read a knowledge base: members of its department (any role), of the departments it is shared
   with, everyone when shared company-wide (users without a department included), reviewers
   covering its department, guardian grants.
-- Edit (add/change/submit/rollback/archive): knowledge managers and admins of the owning department.
+- Edit (add/change/submit/rollback/archive/restore, take over an expired edit lock): knowledge managers and admins of the owning department.
 - Review (approve/request changes): compliance reviewers covering the owning department.
 - Break someone's edit lock: admins of the owning department and company admins.
 - Documents: plain readers see published documents (a live version, not archived); editors and
@@ -50,7 +50,7 @@ from .models import (
     VersionPublication,
 )
 
-EDIT_ACTIONS = frozenset({"add", "change", "submit", "rollback", "archive"})
+EDIT_ACTIONS = frozenset({"add", "change", "submit", "rollback", "archive", "restore"})
 
 
 def _editable_departments(user: Any):
@@ -292,6 +292,12 @@ class KnowledgeAccess:
 
     def may_edit(self, document: Document) -> bool:
         return document.state != DocumentState.ARCHIVED and self._department_id(document) in self.edit_department_ids
+
+    def may_restore(self, document: Document) -> bool:
+        return document.state == DocumentState.ARCHIVED and self._department_id(document) in self.edit_department_ids
+
+    def may_take_over_lock(self, document: Document) -> bool:
+        return self._department_id(document) in self.edit_department_ids
 
     def may_review(self, document: Document) -> bool:
         return self._department_id(document) in self.review_department_ids

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from core.models import AuditEntry
@@ -251,6 +252,30 @@ def compliance_version_list(
         .defer("version__content")
         .order_by("-created_at", "-id")
     )
+
+
+def compliance_audit_list(
+    *,
+    user: Any,
+    document: Document | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    author: Any = None,
+    department: Any = None,
+    action: str | None = None,
+) -> QuerySet[AuditEntry]:
+    """Every audited action `user` may read (the audit policy's scope: the departments they
+    review; everything for company admins), newest first, with the version, its document and
+    knowledge base joined when the row has one: the compliance page and its exports."""
+    entries = audit_list(
+        user=user, date_from=date_from, date_to=date_to, author=author, department=department, action=action
+    )
+    if document is not None:
+        about_document = Q(
+            content_type=ContentType.objects.get_for_model(Document), object_id=str(document.pk)
+        ) | Q(version__document=document)
+        entries = entries.filter(about_document)
+    return entries.select_related("version__author", "version__document__knowledge_base")
 
 
 def open_review_for(*, user: Any, document: Document) -> Review | None:

@@ -153,6 +153,13 @@ class RollbackSerializer(serializers.Serializer):
     to_number = serializers.IntegerField(min_value=1, help_text=_("The version whose content is restored."))
 
 
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=1000,
+        help_text=_("Why (audited). Required to archive a published document."),
+    )
+
+
 class DiffSerializer(serializers.Serializer):
     document = serializers.IntegerField()
     from_version = VersionSummarySerializer()

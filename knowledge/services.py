@@ -8,7 +8,7 @@ latest version; an older live version keeps being served while a newer draft is 
       ^                   |  \\--request changes--> draft
       |                   \\--new version (cancels the open review)--> draft
       +---- new version ---- published
-    any state but archived --archive--> archived
+    any state but archived --archive (with a reason)--> archived --restore--> submitted like an edit
 """
 
 from __future__ import annotations
@@ -42,9 +42,12 @@ from .models import (
     VersionPublication,
 )
 from .ingestion.services import live_chunks_sync, version_ingest_enqueue
+from .kb_settings import validate_chunk_settings, validate_retrieval_settings
 from .policy import document_policy, knowledge_base_policy, review_policy, version_policy
 
 AUDIT_EDIT_LOCK_BREAK = "edit_lock_break"
+AUDIT_EDIT_LOCK_TAKEOVER = "edit_lock_takeover"
+REASON_MAX_LENGTH = 1000
 SHARING_FIELDS = ("shared_with", "shared_company_wide")
 KNOWLEDGE_BASE_FIELDS = (
     "name", "description", "review_required", "self_approval_role", "chunk_settings", "retrieval_settings",
@@ -207,9 +210,16 @@ def knowledge_base_create(
     self_approval_role: str = "",
     shared_with: Iterable[Department] = (),
     shared_company_wide: bool = False,
+    chunk_settings: dict | None = None,
+    retrieval_settings: dict | None = None,
     ip: str | None = None,
 ) -> KnowledgeBase:
     _require(knowledge_base_policy.user_may_add_in(actor, department))
+    extra = {}
+    if chunk_settings is not None:
+        extra["chunk_settings"] = validate_chunk_settings(chunk_settings)
+    if retrieval_settings is not None:
+        extra["retrieval_settings"] = validate_retrieval_settings(retrieval_settings)
     knowledge_base = KnowledgeBase(
         name=name,
         description=description,
@@ -218,6 +228,7 @@ def knowledge_base_create(
         self_approval_role=self_approval_role,
         shared_company_wide=shared_company_wide,
         created_by=actor,
+        **extra,
     )
     knowledge_base.full_clean()
     knowledge_base.save()
@@ -246,6 +257,10 @@ def knowledge_base_update(
     unknown = set(fields) - set(KNOWLEDGE_BASE_FIELDS) - set(SHARING_FIELDS)
     if unknown:
         raise ValidationError({name: _("This field cannot be changed.") for name in sorted(unknown)})
+    if "chunk_settings" in fields:
+        validate_chunk_settings(fields["chunk_settings"])
+    if "retrieval_settings" in fields:
+        validate_retrieval_settings(fields["retrieval_settings"])
     knowledge_base = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
     changed: dict[str, Any] = {}
     for name in KNOWLEDGE_BASE_FIELDS:
@@ -375,8 +390,10 @@ def document_update_metadata(*, actor: Any, document: Document, ip: str | None =
 
 
 def _check_edit_lock(document: Document, actor: Any) -> None:
+    """Someone else's live lock refuses the write; an expired one (its editor closed the page or
+    went away) does not: the lock was a courtesy, and a lock nobody refreshes must not wedge."""
     lock = EditLock.objects.select_related("owner").filter(document=document).first()
-    if lock is not None and lock.owner_id != actor.pk:
+    if lock is not None and lock.owner_id != actor.pk and not lock.is_expired:
         raise EditLocked(lock)
 
 
@@ -574,11 +591,16 @@ def document_rollback(*, actor: Any, document: Document, to_number: int, ip: str
 
 
 @transaction.atomic
-def document_archive(*, actor: Any, document: Document, ip: str | None = None) -> Document:
+def document_archive(*, actor: Any, document: Document, reason: str = "", ip: str | None = None) -> Document:
+    """Take the document out of search and out of readers' sight. Archiving a published document
+    needs a reason (it is audited); `document_restore` brings it back through review."""
     _require(document_policy.user_has_permission_for_instance(actor, "archive", document))
     locked = _lock_document(document)
     if locked.state == DocumentState.ARCHIVED:
         raise IllegalTransition(_("The document is already archived."), code="archived")
+    reason = (reason or "").strip()
+    if locked.live_version_id is not None and not reason:
+        raise ValidationError({"reason": _("Say why this published document is archived.")})
     cancelled = _cancel_open_review(document=locked, actor=actor)
     previous = locked.state
     locked.state = DocumentState.ARCHIVED
@@ -587,31 +609,95 @@ def document_archive(*, actor: Any, document: Document, ip: str | None = None) -
     live_chunks_sync(document=locked)
     audit_log(
         actor=actor, action=AuditAction.ARCHIVE, obj=locked, department=locked.knowledge_base.department,
-        version=locked.latest_version, ip=ip, previous_state=previous,
+        version=locked.latest_version, ip=ip, previous_state=previous, reason=reason[:REASON_MAX_LENGTH],
         cancelled_review_id=cancelled.pk if cancelled else None,
     )
     _sync(document, locked)
     return document
 
 
+@transaction.atomic
+def document_restore(*, actor: Any, document: Document, reason: str = "", ip: str | None = None) -> Review | None:
+    """Bring an archived document back: its latest version is submitted like any change, so it
+    goes live again only after review when the knowledge base requires one (at once otherwise).
+    Returns the review it opened, or None when it was published directly."""
+    _require(document_policy.user_has_permission_for_instance(actor, "restore", document))
+    locked = _lock_document(document)
+    if locked.state != DocumentState.ARCHIVED:
+        raise IllegalTransition(_("Only an archived document can be restored."), code="not_archived")
+    previous_live = locked.live_version_id
+    # Readers see it again only when the submit below publishes (now, or once a reviewer approves).
+    locked.state = DocumentState.DRAFT
+    locked.live_version = None
+    locked.save(update_fields=["state", "live_version", "updated_at"])
+    live_chunks_sync(document=locked)
+    audit_log(
+        actor=actor, action=AuditAction.RESTORE, obj=locked, department=locked.knowledge_base.department,
+        version=locked.latest_version, ip=ip, number=locked.latest_version.number, previous_live_version_id=previous_live,
+        reason=(reason or "").strip()[:REASON_MAX_LENGTH], review_required=locked.knowledge_base.review_required,
+    )
+    review = _submit_locked(actor=actor, document=locked, ip=ip)
+    _sync(document, locked)
+    return review
+
+
 # --- edit locks ---------------------------------------------------------------------------------
 
 
+def _take_over(*, actor: Any, lock: EditLock, document: Document, ip: str | None) -> EditLock:
+    previous_owner = lock.owner.get_username()
+    refreshed_at = lock.refreshed_at
+    lock.owner = actor
+    lock.acquired_at = lock.refreshed_at = timezone.now()
+    lock.save(update_fields=["owner", "acquired_at", "refreshed_at"])
+    audit_log(
+        actor=actor, action=AUDIT_EDIT_LOCK_TAKEOVER, obj=document, department=document.knowledge_base.department,
+        ip=ip, lock_owner=previous_owner, last_seen_at=refreshed_at,
+    )
+    return lock
+
+
 @transaction.atomic
-def edit_lock_acquire(*, actor: Any, document: Document) -> EditLock:
-    """Take (or refresh) the lock; raises EditLocked when someone else holds it."""
+def edit_lock_acquire(*, actor: Any, document: Document, ip: str | None = None) -> EditLock:
+    """Take (or refresh) the lock; raises EditLocked when someone else holds a live one. An
+    expired lock (not refreshed within EDIT_LOCK_TTL_SECONDS) is taken over, audited."""
     _require(document_policy.user_has_permission_for_instance(actor, "change", document))
     locked = _lock_document(document)
     if locked.state == DocumentState.ARCHIVED:
         raise IllegalTransition(_("An archived document cannot be edited."), code="archived")
-    lock = EditLock.objects.select_related("owner").filter(document=locked).first()
-    if lock is not None and lock.owner_id != actor.pk:
-        raise EditLocked(lock)
+    lock = EditLock.objects.select_for_update().select_related("owner").filter(document=locked).first()
     if lock is None:
         return EditLock.objects.create(document=locked, owner=actor)
-    lock.acquired_at = timezone.now()
-    lock.save(update_fields=["acquired_at"])
+    if lock.owner_id != actor.pk:
+        if not lock.is_expired:
+            raise EditLocked(lock)
+        return _take_over(actor=actor, lock=lock, document=locked, ip=ip)
+    lock.refreshed_at = timezone.now()
+    lock.save(update_fields=["refreshed_at"])
     return lock
+
+
+def edit_lock_heartbeat(*, actor: Any, document: Document, ip: str | None = None) -> EditLock:
+    """The open editor calls this every minute: it keeps the lock alive (or takes it again)."""
+    return edit_lock_acquire(actor=actor, document=document, ip=ip)
+
+
+@transaction.atomic
+def edit_lock_take_over(*, actor: Any, document: Document, ip: str | None = None) -> EditLock:
+    """A knowledge manager of the department takes over an expired (abandoned) lock, audited. A
+    live lock is refused here; the department's admins may still break it (`edit_lock_break`)."""
+    if not document_policy.user_has_permission_for_instance(actor, "view", document):
+        raise Http404
+    _require(document_policy.user_has_permission_for_instance(actor, "change", document))
+    locked = _lock_document(document)
+    lock = EditLock.objects.select_for_update().select_related("owner").filter(document=locked).first()
+    if lock is not None and lock.owner_id != actor.pk and not lock.is_expired:
+        raise IllegalTransition(
+            _("%(user)s is still editing this document: the lock can be taken over once it expires.")
+            % {"user": lock.owner},
+            code="lock_live",
+        )
+    return edit_lock_acquire(actor=actor, document=locked, ip=ip)
 
 
 @transaction.atomic

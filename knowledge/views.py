@@ -10,6 +10,7 @@ import csv
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -17,6 +18,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.models import Department
@@ -26,13 +28,16 @@ from core.audit import client_ip
 from . import selectors, services
 from .diff import diff_texts, render_inline_html, render_side_by_side_html
 from .forms import (
+    AUDIT_ACTION_LABELS,
     PAGE_SIZES,
+    ArchiveForm,
     ComplianceFilterForm,
     DocumentCreateForm,
     DocumentEditForm,
     DocumentFilterForm,
     DocumentMetadataForm,
     KnowledgeBaseForm,
+    RestoreForm,
     ReviewDecisionForm,
 )
 from .models import DocumentState, ReviewState
@@ -46,6 +51,11 @@ DIFF_CONTEXT_LINES = 3
 COMPLIANCE_PAGE_SIZE = 50
 PRINT_LIMIT = 5000  # a printable page beyond this is better served by the CSV export
 MY_REVIEWS_SHOWN = 100
+LIST_PAGE_SIZE = 50  # knowledge bases, versions, the review inbox
+
+
+def unchanged_lines_label(count: int) -> str:
+    return ngettext("%(count)s unchanged line", "%(count)s unchanged lines", count) % {"count": count}
 
 
 def _form_error(form, exc: ValidationError) -> None:
@@ -70,7 +80,9 @@ def _index_context(request, form=None):
     editable = knowledge_base_policy.departments_user_may_add_in(user)
     can_add = knowledge_base_policy.user_has_permission(user, "add")
     return {
-        "knowledge_bases": selectors.knowledge_base_list(user=user),
+        "knowledge_bases": Paginator(selectors.knowledge_base_list(user=user), LIST_PAGE_SIZE).get_page(
+            request.GET.get("page")
+        ),
         "can_add": can_add,
         "form": form
         or (KnowledgeBaseForm(departments=editable, all_departments=Department.objects.all()) if can_add else None),
@@ -168,10 +180,14 @@ def document_create(request, kb_pk):
 def _lock_context(request, document):
     access = request_knowledge_access(request)
     lock = access.edit_lock(document)  # None for readers: who edits is not theirs to know
+    others = lock is not None and lock.owner_id != request.user.pk
     return {
         "lock": lock,
         "lock_is_mine": lock is not None and lock.owner_id == request.user.pk,
-        "can_break_lock": lock is not None and lock.owner_id != request.user.pk and access.may_break_lock(document),
+        "lock_expired": lock is not None and lock.is_expired,
+        "can_break_lock": others and not lock.is_expired and access.may_break_lock(document),
+        "can_take_over_lock": others and lock.is_expired and access.may_take_over_lock(document),
+        "heartbeat_seconds": django_settings.EDIT_LOCK_HEARTBEAT_SECONDS,
     }
 
 
@@ -181,6 +197,7 @@ def _document_context(request, document, **extra):
         "document": document,
         "knowledge_base": document.knowledge_base,
         "can_edit": access.may_edit(document),
+        "can_restore": access.may_restore(document),
         "can_review": access.may_review(document),
         "sees_drafts": access.sees_drafts(document),
         "states": DocumentState,
@@ -206,6 +223,7 @@ def document_detail(request, pk):
         shown_is_live=live is not None and shown.pk == live.pk,
         rendered=render_markdown(version_text(shown)),
         open_review=open_review,
+        restore_form=RestoreForm() if context["can_restore"] else None,
         metadata_form=DocumentMetadataForm(
             initial={"title": document.title, "tags": document.tags, "review_by": document.review_by}
         )
@@ -247,7 +265,7 @@ def document_edit(request, pk):
     latest = document.latest_version
     locked_by_other = None
     try:
-        services.edit_lock_acquire(actor=request.user, document=document)
+        services.edit_lock_acquire(actor=request.user, document=document, ip=client_ip(request))
     except services.EditLocked as exc:
         locked_by_other = exc.lock
     except ValidationError as exc:
@@ -335,7 +353,7 @@ def _conflict(request, document, exc, data):
         diff=diff,
         diff_side=render_side_by_side_html(
             diff, old_label=_("Latest: v%(number)s") % {"number": latest.number}, new_label=_("Your text"),
-            skip_label=_("%(count)s unchanged lines"),
+            skip_label=unchanged_lines_label,
         ),
         diff_inline=render_inline_html(diff),
     )
@@ -364,15 +382,42 @@ def document_submit(request, pk):
     return redirect("knowledge:document", pk=document.pk)
 
 
-@require_POST
 def document_archive(request, pk):
+    """GET: the confirmation page (a published document needs a reason); POST: archive."""
     document = selectors.document_get(user=request.user, pk=pk)
+    if not request_knowledge_access(request).may_edit(document):
+        raise PermissionDenied
+    form = ArchiveForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.document_archive(
+                actor=request.user, document=document, reason=form.cleaned_data["reason"], ip=client_ip(request)
+            )
+        except ValidationError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, _("The document was archived."))
+            return redirect("knowledge:document", pk=document.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "knowledge/archive_confirm.html", _document_context(request, document, form=form), status=status
+    )
+
+
+@require_POST
+def document_restore(request, pk):
+    document = selectors.document_get(user=request.user, pk=pk)
+    form = RestoreForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        services.document_archive(actor=request.user, document=document, ip=client_ip(request))
+        review = services.document_restore(actor=request.user, document=document, reason=reason, ip=client_ip(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, _("The document was archived."))
+        if review is None:
+            messages.success(request, _("The document was restored and is published again."))
+        else:
+            messages.success(request, _("The document was restored and sent for review: it is published once approved."))
     return redirect("knowledge:document", pk=document.pk)
 
 
@@ -424,19 +469,47 @@ def edit_lock_break(request, pk):
     return redirect("knowledge:document", pk=document.pk)
 
 
+@require_POST
+def edit_lock_heartbeat(request, pk):
+    """The open editor keeps its lock alive (htmx, every EDIT_LOCK_HEARTBEAT_SECONDS); answers the banner."""
+    document = selectors.document_get(user=request.user, pk=pk)
+    try:
+        services.edit_lock_heartbeat(actor=request.user, document=document, ip=client_ip(request))
+    except (services.EditLocked, ValidationError):
+        pass  # someone else holds it now, or the document was archived: the banner says so
+    document = selectors.document_get(user=request.user, pk=pk)
+    return render(request, "knowledge/_lock.html", _document_context(request, document, heartbeat=True))
+
+
+@require_POST
+def edit_lock_take_over(request, pk):
+    document = selectors.document_get(user=request.user, pk=pk)
+    try:
+        services.edit_lock_take_over(actor=request.user, document=document, ip=client_ip(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("knowledge:document", pk=document.pk)
+    messages.success(request, _("You took over the edit lock."))
+    return redirect("knowledge:document_edit", pk=document.pk)
+
+
 # --- history, versions, diffs -------------------------------------------------------------------
 
 
 def history(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
-    versions = list(selectors.version_list(user=request.user, document=document))
+    page = Paginator(selectors.version_list(user=request.user, document=document), LIST_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    versions = list(page)
     reviews_by_version: dict[int, list] = {}
     if request_knowledge_access(request).sees_drafts(document):
-        for review in selectors.review_list(user=request.user, document=document).order_by("created_at", "id"):
+        reviews = selectors.review_list(user=request.user, document=document).filter(version__in=[v.pk for v in versions])
+        for review in reviews.order_by("created_at", "id"):
             reviews_by_version.setdefault(review.version_id, []).append(review)
     for version in versions:
         version.review_list = reviews_by_version.get(version.pk, [])
-    context = _document_context(request, document, versions=versions)
+    context = _document_context(request, document, versions=versions, page=page)
     if len(versions) >= 2:
         context.update(default_a=versions[1].number, default_b=versions[0].number)
     return render(request, "knowledge/history.html", context)
@@ -484,7 +557,7 @@ def diff(request, pk):
     labels = {
         "old_label": _("v%(number)s by %(author)s") % {"number": a.number, "author": a.author},
         "new_label": _("v%(number)s by %(author)s") % {"number": b.number, "author": b.author},
-        "skip_label": _("%(count)s unchanged lines"),
+        "skip_label": unchanged_lines_label,
     }
     rendered = render_inline_html(result) if view == "inline" else render_side_by_side_html(result, **labels)
     open_review = None
@@ -530,7 +603,9 @@ def review_inbox(request):
     ]
     context = {
         "may_decide": may_decide,
-        "reviews": selectors.review_inbox(user=user) if may_decide else [],
+        "reviews": Paginator(selectors.review_inbox(user=user), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+        if may_decide
+        else [],
         "my_groups": my_groups,
         "has_mine": bool(mine),
     }
@@ -557,7 +632,7 @@ def _review_context(request, review, form=None):
             result,
             old_label=_("v%(number)s") % {"number": base.number} if base else _("(empty)"),
             new_label=_("v%(number)s (to review)") % {"number": version.number},
-            skip_label=_("%(count)s unchanged lines"),
+            skip_label=unchanged_lines_label,
         ),
     )
 
@@ -611,9 +686,7 @@ def _compliance_filters(request):
             document = selectors.document_get(user=request.user, pk=int(request.GET["document"]))
         except ValueError:
             raise Http404 from None
-    rows = selectors.compliance_version_list(user=request.user, **filters)
-    if document is not None:
-        rows = rows.filter(version__document=document)
+    rows = selectors.compliance_audit_list(user=request.user, document=document, **filters)
     return form if form.is_bound else ComplianceFilterForm(departments=reviewed), rows, document
 
 
@@ -624,7 +697,7 @@ def compliance(request):
     return render(
         request,
         "knowledge/compliance.html",
-        {"form": form, "page": page, "query": query, "document": document},
+        {"form": form, "page": page, "rows": list(_annotate(page)), "query": query, "document": document},
     )
 
 
@@ -635,7 +708,7 @@ def compliance_print(request):
         "knowledge/compliance_print.html",
         {
             "form": form,
-            "rows": rows[:PRINT_LIMIT],
+            "rows": list(_annotate(rows[:PRINT_LIMIT])),
             "truncated": rows[PRINT_LIMIT : PRINT_LIMIT + 1].exists(),
             "print_limit": PRINT_LIMIT,
             "document": document,
@@ -650,30 +723,72 @@ class _Echo:
 
 
 CSV_COLUMNS = [
-    "audit_id", "timestamp", "action", "actor", "ip", "department", "knowledge_base", "document_id", "document",
-    "version", "version_author", "change_note", "content_sha256", "file_name", "file_sha256", "details",
+    "audit_id", "timestamp", "action", "action_label", "actor", "ip", "department", "object_type", "object_id",
+    "object", "knowledge_base", "document_id", "document", "version", "version_author", "change_note",
+    "content_sha256", "file_name", "file_sha256", "details",
 ]  # fmt: skip
+
+# Details worth a glance in the table (the CSV carries them all), with their labels.
+SUMMARY_KEYS = {
+    "reason": gettext_lazy("reason"), "comment": gettext_lazy("comment"), "change_note": gettext_lazy("change note"),
+    "title": gettext_lazy("title"), "lock_owner": gettext_lazy("lock holder"),
+    "shared_with": gettext_lazy("shared with"), "shared_company_wide": gettext_lazy("company-wide"),
+    "changed": gettext_lazy("changed"), "user": gettext_lazy("user"), "role": gettext_lazy("role"),
+    "previous_role": gettext_lazy("previous role"), "username": gettext_lazy("username"),
+    "file_name": gettext_lazy("file"), "four_eyes_rule": gettext_lazy("four-eyes rule"),
+    "rolled_back_to": gettext_lazy("rolled back to"), "trigger": gettext_lazy("trigger"),
+    "previous_state": gettext_lazy("previous state"),
+}
+
+
+def action_label(action: str) -> str:
+    return str(AUDIT_ACTION_LABELS.get(action, action))
+
+
+def audit_summary(entry) -> str:
+    """One line of what the row's details say, for the table and the printable page."""
+    parts = []
+    for key, label in SUMMARY_KEYS.items():
+        value = entry.details.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if not isinstance(value, str):
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        parts.append(f"{label}: {value}")
+    text = " · ".join(parts)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _annotate(rows):
+    for entry in rows:
+        entry.action_label = action_label(entry.action)
+        entry.summary = audit_summary(entry)
+        yield entry
 
 
 def _csv_row(entry) -> list:
     version = entry.version
-    document = version.document
+    document = version.document if version is not None else None
     cells = [
         entry.pk,
         entry.created_at.isoformat(),
         entry.action,
+        action_label(entry.action),
         entry.actor_username,
         entry.ip or "",
         entry.department.code if entry.department else "",
-        document.knowledge_base.name,
-        document.pk,
-        document.title,
-        version.number,
-        version.author.get_username(),
-        version.change_note,
-        version.content_sha256,
-        version.file_name,
-        version.file_sha256,
+        entry.content_type.model if entry.content_type_id else "",
+        entry.object_id,
+        entry.object_repr,
+        document.knowledge_base.name if document else "",
+        document.pk if document else "",
+        document.title if document else "",
+        version.number if version else "",
+        version.author.get_username() if version else "",
+        version.change_note if version else "",
+        version.content_sha256 if version else "",
+        version.file_name if version else "",
+        version.file_sha256 if version else "",
         json.dumps(entry.details, ensure_ascii=False, sort_keys=True),
     ]
     # A cell starting with = + - @ would run as a formula in a spreadsheet.
@@ -692,5 +807,5 @@ def compliance_csv(request):
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="knowledge-versions-{stamp}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="knowledge-audit-{stamp}.csv"'
     return response

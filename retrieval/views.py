@@ -46,7 +46,11 @@ class TestQueryForm(forms.Form):
 
 def hit_test(request):
     knowledge_bases = list(selectors.managed_knowledge_bases(user=request.user))
-    form = HitTestForm(request.GET or None, knowledge_bases=knowledge_bases)
+    # Only a submitted search binds the form: arriving from a knowledge base's page (or the top bar)
+    # preselects it without greeting the manager with "This field is required".
+    submitted = "query" in request.GET
+    initial = {"knowledge_base": request.GET.get("knowledge_base"), "mode": "hybrid"}
+    form = HitTestForm(request.GET if submitted else None, initial=initial, knowledge_bases=knowledge_bases)
     results, knowledge_base = None, None
     if form.is_valid():
         knowledge_base = selectors.managed_knowledge_base_get(user=request.user, pk=form.cleaned_data["knowledge_base"])
@@ -54,7 +58,8 @@ def hit_test(request):
             request.user, form.cleaned_data["query"], knowledge_bases=[knowledge_base], mode=form.cleaned_data["mode"]
         )
     elif knowledge_bases:
-        knowledge_base = knowledge_bases[0]
+        chosen = [kb for kb in knowledge_bases if str(kb.pk) == str(request.GET.get("knowledge_base"))]
+        knowledge_base = (chosen or knowledge_bases)[0]
     context = {
         "form": form,
         "results": results,

@@ -170,7 +170,13 @@ def source_sync_request(*, actor: Any, source: Source, trigger: str = SyncTrigge
         _require(source_policy.user_has_permission_for_instance(actor, "sync", source))
     with transaction.atomic():
         # Sent when the outermost transaction commits; core's reaper sends it if the broker was down.
-        return work_enqueue(kind=WORK_KIND, row=SourceSync(source=source, trigger=trigger, requested_by=actor))
+        sync = work_enqueue(kind=WORK_KIND, row=SourceSync(source=source, trigger=trigger, requested_by=actor))
+        if actor is not None:  # a person asked for it: the compliance trail shows who (schedules are routine)
+            audit_log(
+                actor=actor, action="source_sync", obj=source, department=source.knowledge_base.department,
+                sync_id=sync.pk, trigger=trigger,
+            )
+        return sync
 
 
 def sources_queue_due(*, now: datetime.datetime | None = None) -> list[SourceSync]:

@@ -15,3 +15,7 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 300)
 
 # Active API keys one user may hold at once.
 API_KEYS_PER_USER = env_int("API_KEYS_PER_USER", 20)
+# An edit lock not refreshed by the open editor (heartbeat every EDIT_LOCK_HEARTBEAT_SECONDS) for
+# this long has expired: it stops blocking saves and another editor may take it over.
+EDIT_LOCK_TTL_SECONDS = env_int("EDIT_LOCK_TTL_SECONDS", 300)
+EDIT_LOCK_HEARTBEAT_SECONDS = env_int("EDIT_LOCK_HEARTBEAT_SECONDS", 60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -19,6 +20,8 @@ from ..models import DocumentState
 from ..policy import knowledge_base_policy
 from . import selectors, services, uploads
 from .forms import UploadForm
+
+CHUNKS_PER_PAGE = 50
 
 
 def _status_context(request, version) -> dict:
@@ -56,7 +59,10 @@ def chunk_list(request, pk):
             "document": document,
             "knowledge_base": document.knowledge_base,
             "ingestion": selectors.ingestion_for(version=version),
-            "chunks": selectors.chunk_list(user=request.user, version=version),
+            # A 5 MB file makes thousands of chunks: one page at a time.
+            "chunks": Paginator(selectors.chunk_list(user=request.user, version=version), CHUNKS_PER_PAGE).get_page(
+                request.GET.get("page")
+            ),
         },
     )
 

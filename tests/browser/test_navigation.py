@@ -10,10 +10,10 @@ ALL = {"knowledge", "chat", "training", "compliance", "admin"}
 @pytest.mark.parametrize(
     "username,expected",
     [
-        ("credit_manager", {"knowledge", "chat"}),
+        ("credit_manager", {"knowledge", "chat", "hit-testing"}),
         ("credit_employee", {"knowledge", "chat"}),
         ("reviewer", {"knowledge", "chat", "compliance"}),
-        ("superuser", ALL),
+        ("superuser", ALL | {"hit-testing"}),
     ],
 )
 def test_nav_entries_per_role(page, people, username, expected):

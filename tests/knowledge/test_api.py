@@ -137,9 +137,10 @@ def test_rollback_and_archive_over_the_api(kb, people):
     reviewer = api(people["credit_reviewer"])
     assert post(reviewer, f"/api/documents/{doc.pk}/rollback/", {"to_number": 1}).status_code == 403
 
-    archived = post(manager, f"/api/documents/{doc.pk}/archive/")
+    assert post(manager, f"/api/documents/{doc.pk}/archive/").json()["reason"]  # published: a reason is required
+    archived = post(manager, f"/api/documents/{doc.pk}/archive/", {"reason": "superseded"})
     assert archived.status_code == 200 and archived.json()["state"] == "archived"
-    assert post(manager, f"/api/documents/{doc.pk}/archive/").status_code == 409
+    assert post(manager, f"/api/documents/{doc.pk}/archive/", {"reason": "again"}).status_code == 409
     stale = post(manager, f"/api/documents/{doc.pk}/versions/", {"content": "x", "base_version": 3, "change_note": "n"})
     assert stale.status_code == 409 and stale.json()["code"] == "archived"
 

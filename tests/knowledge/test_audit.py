@@ -72,7 +72,7 @@ def test_one_audit_row_per_action_with_actor_version_department_and_ip(people, c
     assert handle.read() == b"3%"
     handle.close()
     assert rows[0].version == version and rows[0].actor == reviewer
-    _, rows = step(["archive"], lambda: services.document_archive(actor=manager, document=doc, ip=ip))
+    _, rows = step(["archive"], lambda: services.document_archive(reason="superseded", actor=manager, document=doc, ip=ip))
 
     for seen, expected in steps:
         assert seen == expected

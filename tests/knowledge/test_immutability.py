@@ -95,10 +95,10 @@ def test_purge_command_is_the_one_exception_and_audits_itself(
     )
     services.document_version_create(actor=manager, document=old, content="v2", base_version_number=1)
     services.document_submit(actor=manager, document=old)
-    services.document_archive(actor=manager, document=old)
+    services.document_archive(reason="superseded", actor=manager, document=old)
     kept = document(kb, manager, content="keep me")
     archived_recently = document(kb, manager, content="archived today")
-    services.document_archive(actor=manager, document=archived_recently)
+    services.document_archive(reason="superseded", actor=manager, document=archived_recently)
     Document.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=400))
     stored_file = tmp_path / DocumentVersion.objects.get(document=old, number=1).original_file.name
     assert stored_file.exists()
@@ -120,7 +120,7 @@ def test_purge_command_is_the_one_exception_and_audits_itself(
 
 
 def test_purge_dry_run_changes_nothing(doc, people):
-    services.document_archive(actor=people["credit_manager"], document=doc)
+    services.document_archive(reason="superseded", actor=people["credit_manager"], document=doc)
     call_command("purge_versions", "--older-than-days", "0", "--dry-run")
     assert DocumentVersion.objects.filter(document=doc).count() == 1
     assert not AuditEntry.objects.filter(action=AuditAction.PURGE).exists()

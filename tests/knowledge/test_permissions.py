@@ -194,7 +194,7 @@ def probe(client: Client, world: dict) -> dict:
         "kb_list": world["kb"].pk in {k["id"] for k in client.get("/api/knowledge-bases/").json()["results"]},
     }
     history = client.get(f"/api/documents/{pub.pk}/versions/")
-    seen["history"] = [v["number"] for v in history.json()] if history.status_code == 200 else history.status_code
+    seen["history"] = [v["number"] for v in history.json()["results"]] if history.status_code == 200 else history.status_code
     # Writes last: they change what later probes would see.
     seen["edit"] = client.post(
         f"/api/documents/{pub.pk}/versions/",
@@ -244,7 +244,7 @@ def probe_published_versions(client: Client, user, world: dict) -> dict:
         "old_page": client.get(f"/knowledge/documents/{revised.pk}/versions/1/").status_code,
         "sent_back": client.get(f"/api/versions/{versions[3].pk}/").status_code,
         "in_review": client.get(f"/api/versions/{versions[4].pk}/").status_code,
-        "revised_history": [v["number"] for v in history.json()] if history.status_code == 200
+        "revised_history": [v["number"] for v in history.json()["results"]] if history.status_code == 200
         else history.status_code,
         "revised_diff": client.get(f"/api/documents/{revised.pk}/diff/?from=1&to=2").status_code,
         "chunks": sorted(
@@ -315,7 +315,7 @@ def test_readers_never_see_the_draft_text_of_a_published_document(world, credit)
 
 
 def test_archived_documents_disappear_for_readers_but_not_for_editors(world, credit):
-    services.document_archive(actor=world["published"].owner, document=world["published"])
+    services.document_archive(reason="superseded", actor=world["published"].owner, document=world["published"])
     reader = Client()
     reader.force_login(member(credit, Role.EMPLOYEE, "reader"))
     assert reader.get(f"/api/documents/{world['published'].pk}/").status_code == 404

@@ -129,7 +129,7 @@ def test_searchable_chunks_follow_the_live_version(kb, people):
     # superseded chunks are kept (old citations still open)
     assert Chunk.objects.filter(document=doc, version__number=1).exists()
 
-    document_archive(actor=manager, document=doc)
+    document_archive(reason="superseded", actor=manager, document=doc)
     assert searchable_versions(doc) == set()
     assert not ChunkVector.objects.filter(chunk__document=doc, searchable=True).exists()
 

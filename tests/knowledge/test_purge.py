@@ -45,7 +45,7 @@ def test_purge_after_real_ingestion_commits_and_leaves_nothing_pointing_at_the_p
         test_set = HitTestSet.objects.create(knowledge_base=kb, name="smoke", created_by=manager)
         query = HitTestQuery.objects.create(test_set=test_set, query="signatures")
         query.expected_documents.set([old, kept])
-        services.document_archive(actor=manager, document=old)
+        services.document_archive(reason="superseded", actor=manager, document=old)
     Document.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=400))
 
     call_command("purge_versions", "--older-than-days", "365")  # commits: deferred foreign keys are checked

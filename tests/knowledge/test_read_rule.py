@@ -102,7 +102,7 @@ def test_the_migration_backfills_from_live_versions_and_publish_audit_rows(kb, p
 
 def test_the_purge_takes_publication_rows_with_their_versions(kb, people):
     doc = published_document(kb, people["credit_manager"], people["credit_reviewer"], content="old")
-    services.document_archive(actor=people["credit_manager"], document=doc)
+    services.document_archive(reason="superseded", actor=people["credit_manager"], document=doc)
     Document.objects.filter(pk=doc.pk).update(updated_at=timezone.now() - timedelta(days=400))
     call_command("purge_versions", "--older-than-days", "365")
     with connection.cursor() as cursor:

@@ -177,13 +177,13 @@ def test_illegal_transitions_are_rejected(kb, manager, reviewer):
     with pytest.raises(IllegalTransition):  # nothing new to publish
         services.document_submit(actor=manager, document=doc)
 
-    services.document_archive(actor=manager, document=doc)
+    services.document_archive(reason="superseded", actor=manager, document=doc)
     for attempt in (
         lambda: services.document_submit(actor=manager, document=doc),
         lambda: services.document_version_create(
             actor=manager, document=doc, content="x", base_version_number=1, change_note="n"
         ),
-        lambda: services.document_archive(actor=manager, document=doc),
+        lambda: services.document_archive(reason="superseded", actor=manager, document=doc),
         lambda: services.document_rollback(actor=manager, document=doc, to_number=1),
     ):
         with pytest.raises(IllegalTransition):

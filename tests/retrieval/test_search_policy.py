@@ -92,7 +92,7 @@ def library(credit, hr, compliance):
     new("draft only")
     archived = new("archived")
     publish(archived)
-    services.document_archive(actor=manager, document=archived)
+    services.document_archive(reason="superseded", actor=manager, document=archived)
     hr_manager = member(hr, Role.KNOWLEDGE_MANAGER, "hr_author")
     hr_kb = KnowledgeBaseFactory(department=hr, name="HR rules")
     hr_live = new("hr live", knowledge_base=hr_kb, author=hr_manager)
