@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.services import work_claim, work_fail, work_heartbeat, work_owned
 from retrieval.indexing import index_chunks, searchable_changed
+from retrieval.tokenize import language
 
 from .. import embedding
 from ..models import (
@@ -256,6 +257,7 @@ def write(works: list[Work]) -> None:
                         heading_path=[part[:500] for part in chunk.heading_path],
                         position=chunk.position,
                         entities=entities,
+                        language=language(chunk.text),
                     )
                 )
         created = Chunk.objects.bulk_create(rows, batch_size=2000)
