@@ -111,7 +111,7 @@ def run(args):
     for d, v in zip(docs, versions, strict=True):
         d.live_version = d.latest_version = v
     Document.objects.bulk_update(docs, ["live_version", "latest_version"], batch_size=2000)
-    space = EmbeddingSpace.objects.create(model_path=settings.EMBEDDING_MODEL_PATH, model_name="bench",
+    space = EmbeddingSpace.objects.create(model_path=settings.EMBEDDING_MODEL, model_name="bench",
                                           dimension=DIM, status="active")
     # Text: Zipf-distributed words; vectors: clustered around topics, as real embeddings are.
     vocab = 50_000

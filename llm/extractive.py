@@ -42,11 +42,13 @@ def term_idf(terms: list[str]) -> dict[str, float]:
     if not terms:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT chunk_count FROM retrieval_bm25statistics WHERE id = 1")
-        row = cursor.fetchone()
-        n = int(row[0]) if row and row[0] else 1
-        cursor.execute("SELECT term, df FROM retrieval_bm25term WHERE term = ANY(%s::text[])", [terms])
-        df = dict(cursor.fetchall())
+        # One statement: the chunk count and the document frequencies.
+        cursor.execute(
+            "SELECT s.chunk_count, t.term, t.df FROM retrieval_bm25statistics s "
+            "LEFT JOIN retrieval_bm25term t ON t.term = ANY(%s::text[]) WHERE s.id = 1", [terms])
+        rows = cursor.fetchall()
+    n = int(rows[0][0]) if rows and rows[0][0] else 1
+    df = {term: count for _, term, count in rows if term is not None}
     return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
 
 
