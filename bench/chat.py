@@ -109,6 +109,11 @@ def run(args):
         q_vectors = np.array([json.loads(vec) for _, vec in picked], dtype=np.float32)
         q_vectors += 0.05 * rng.normal(size=q_vectors.shape).astype(np.float32)
         q_vectors /= np.linalg.norm(q_vectors, axis=1, keepdims=True)
+        # Warm up as a running server is (URL resolver, active space, tokenizer): not measured.
+        for event in pipeline.answer_stream(user=user, assistant=assistant, question=q_texts[0], channel="api",
+                                            query_vector=q_vectors[0].tolist()):
+            pass
+        S.search(user, q_texts[0], k=5, mode="hybrid", vector=q_vectors[0].tolist())
         sources, first, search_only, no_knowledge = [], [], [], 0
         profiler = None
         if args.profile and label == "all":

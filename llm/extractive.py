@@ -10,6 +10,7 @@ that repeats the question). Tuned on dev splits only (see README).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,21 @@ from retrieval.tokenize import tokenize
 
 from .text import Sentence, sentences
 
-DEFAULTS = {"passages": 3, "score_power": 2.0, "neighbour_weight": 0.25, "max_sentences": 1, "second_ratio": 0.9}
+DEFAULTS = {"passages": 3, "score_power": 2.0, "neighbour_weight": 0.25, "max_sentences": 1, "second_ratio": 0.9,
+            # Narrow the chosen sentence to its best window of clauses (0: keep the whole sentence):
+            # at most this many clauses, scored by the question terms they hold, minus
+            # `length_penalty` times their share of the sentence, plus `type_bonus` when the
+            # question asks for a number or date and the window holds a digit.
+            "clauses": 0, "length_penalty": 0.3, "type_bonus": 0.2}
+
+# Clause boundaries inside a sentence: Chinese and English commas, semicolons, colons.
+_CLAUSE_END = re.compile(r"[，、；：,;:](?=\S|\s)")
+# Questions that ask for a number, a date or an amount.
+_NUMERIC_QUESTION = re.compile(
+    r"多少|几|哪一年|哪年|何时|什么时候|时间|日期|年份|多久|多大|多长|多高|多远|第几|\bhow (many|much|long|old|far|large|big|tall)\b|"
+    r"\bwhen\b|\bwhat (year|date|day|month|century|time|percentage)\b|\bin which year\b",
+    re.IGNORECASE)
+_DIGIT = re.compile(r"[0-9０-９一二三四五六七八九十百千万亿]")
 
 
 @dataclass
@@ -82,7 +97,54 @@ def pick_sentences(question: str, passages: list[Passage], *, idf: dict[str, flo
             break
         if p.score >= cfg["second_ratio"] * picks[0].score and p.sentence.text != chosen[0].sentence.text:
             chosen.append(p)
+    if int(cfg["clauses"]) > 0:
+        numeric = bool(_NUMERIC_QUESTION.search(question))
+        chosen = [Pick(p.marker, narrow(p.sentence, q_terms, idf, total, cfg, numeric=numeric), p.score) for p in chosen]
     return chosen
+
+
+def clauses(sentence: Sentence) -> list[Sentence]:
+    """The sentence's clauses (split after commas, semicolons, colons), offsets kept."""
+    out, start = [], 0
+    text = sentence.text
+    for match in _CLAUSE_END.finditer(text):
+        if text[start:match.end()].strip():
+            out.append((start, match.end()))
+        start = match.end()
+    if text[start:].strip():
+        out.append((start, len(text)))
+    result = []
+    for a, b in out:
+        piece = text[a:b]
+        lead = len(piece) - len(piece.lstrip())
+        piece = piece.strip()
+        result.append(Sentence(piece, sentence.start + a + lead, sentence.start + a + lead + len(piece)))
+    return result
+
+
+def narrow(sentence: Sentence, q_terms: set[str], idf: dict[str, float], total: float, cfg: dict, *,
+           numeric: bool) -> Sentence:
+    """The best window of at most cfg["clauses"] clauses of the sentence (a shorter, precise answer)."""
+    parts = clauses(sentence)
+    if len(parts) <= 1:
+        return sentence
+    weights = [sum(idf.get(t, 1.0) for t in q_terms & set(tokenize(p.text))) / total for p in parts]
+    size = len(sentence.text) or 1
+    if cfg.get("around") is not None:
+        left, right = cfg["around"]
+        k = max(range(len(parts)), key=lambda i: weights[i])
+        i, j = max(0, k - left), min(len(parts) - 1, k + right)
+        return Sentence(sentence.text[parts[i].start - sentence.start : parts[j].end - sentence.start], parts[i].start, parts[j].end)
+    best, best_score = sentence, None
+    for i in range(len(parts)):
+        for j in range(i, min(len(parts), i + int(cfg["clauses"]))):
+            text = sentence.text[parts[i].start - sentence.start : parts[j].end - sentence.start]
+            score = sum(weights[i : j + 1]) - cfg["length_penalty"] * len(text) / size
+            if numeric and _DIGIT.search(text):
+                score += cfg["type_bonus"]
+            if best_score is None or score > best_score:
+                best, best_score = Sentence(text, parts[i].start, parts[j].end), score
+    return best
 
 
 def compose(picks: list[Pick]) -> str:
