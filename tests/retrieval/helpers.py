@@ -8,6 +8,7 @@ import numpy as np
 from knowledge.embedding import active_space, encode_for_space
 from knowledge.models import Chunk, ChunkVector, Document, DocumentState, DocumentVersion, sha256_text
 from retrieval.indexing import index_chunks, searchable_changed
+from retrieval.tokenize import language
 
 
 def published(kb, owner, title: str, texts: list[str], *, tags=(), searchable: bool = True, vectors=None):
@@ -21,7 +22,7 @@ def published(kb, owner, title: str, texts: list[str], *, tags=(), searchable: b
     chunks = Chunk.objects.bulk_create(
         [
             Chunk(version=version, document=document, knowledge_base=kb, index=i, text=text,
-                  token_count=len(text.split()), searchable=searchable)
+                  token_count=len(text.split()), searchable=searchable, language=language(text))
             for i, text in enumerate(texts)
         ]
     )

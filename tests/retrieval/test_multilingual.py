@@ -13,7 +13,7 @@ from core.models import Job, JobStatus
 from core.services import job_execute
 from knowledge import embedding, pipeline
 from knowledge.models import EmbeddingSpace, EmbeddingSpaceStatus
-from retrieval.search import search
+from retrieval.search import search, settings_for
 from tests.conftest import login
 from tests.factories import KnowledgeBaseFactory
 
@@ -194,3 +194,36 @@ def test_an_old_installation_re_embeds_in_the_background_and_search_keeps_servin
     assert not after.no_answer and after[0].document.pk == handbook.pk
     call_command("embedding_sync", stdout=io.StringIO(), stderr=io.StringIO())
     assert Job.objects.filter(kind=pipeline.REBUILD_JOB_KIND).count() == 1  # nothing more to do
+
+
+# --- BM25 weighed by the candidate's language -----------------------------------------------------
+
+PROBATION = "新入职人员须经过六个月的考察期，期满考核合格后方可转为正式员工。"
+NUMBER_NOTICE = "Annual report 2024: the bank opened 12 new branches and hired 300 staff in 2024."
+
+
+def test_an_english_passage_sharing_a_number_does_not_push_out_the_right_chinese_hit(
+    db, multilingual_model, people, credit
+):
+    kb = KnowledgeBaseFactory(department=credit, name="HR rules")
+    owner = people["credit_manager"]
+    probation, chunks = published(kb, owner, "试用期规定", [PROBATION])
+    notice, english = published(kb, owner, "Annual report", [NUMBER_NOTICE])
+    for number, text in enumerate(DISTRACTORS):
+        published(kb, owner, f"Notice {number}", [text])
+    assert chunks[0].language == "zh" and english[0].language == "en"
+    question = "2024年刚来的同事要考察多久？"  # shares no word with the right passage, a number with the notice
+    employee = people["credit_employee"]
+
+    results = search(employee, question, knowledge_bases=[kb])
+    assert results[0].document.pk == probation.pk
+    assert results[0].retrievers["dense"].rank == 1
+    by_document = {hit.document.pk: hit for hit in results}
+    # BM25 found the English notice by its number alone, and ranks it first among its own hits.
+    assert by_document[notice.pk].retrievers["bm25"].rank == 1
+
+    # One BM25 weight for every candidate (as before): the number pushes the right hit down.
+    same = settings_for([kb])["weights"]["bm25"]
+    kb.retrieval_settings = {"bm25_weight_cross_language": None, "weights": {"bm25": same, "dense": 1.0}}
+    kb.save(update_fields=["retrieval_settings"])
+    assert search(employee, question, knowledge_bases=[kb])[0].document.pk == notice.pk

@@ -261,3 +261,22 @@ def test_cjk_queries_ignore_an_english_only_dense_model(settings, tmp_path):
     # The setting overrides the metadata of the configured model.
     settings.EMBEDDING_MODEL, settings.EMBEDDING_MULTILINGUAL = minilm, "1"
     assert search_module.space_is_multilingual(EmbeddingSpace(model_name="m", model_path=minilm))
+
+
+def test_fusion_weighs_bm25_by_whether_a_candidate_is_in_the_questions_language():
+    # A Chinese question: chunk 1 is the right Chinese passage (best cosine, weak keyword match),
+    # chunk 2 an English passage that shares only a number with it (strong BM25 by accident).
+    bm25, dense = {1: 2.0, 2: 9.0}, {1: 0.86, 2: 0.80, 3: 0.78}
+    languages = {1: "zh", 2: "en", 3: "zh"}
+    common = {"bm25_bound": 10.0, "fusion": "weighted", "dense_norm": "minmax", "weights": {"bm25": 2, "dense": 1}}
+    one_weight = fuse(bm25, dense, **common)
+    assert max(one_weight, key=one_weight.get) == 2  # one BM25 weight per query: the number wins
+    per_language = fuse(bm25, dense, **common, languages=languages, query_language="zh", bm25_weight_cross_language=0.0)
+    assert max(per_language, key=per_language.get) == 1
+    assert per_language[2] == pytest.approx((0.80 - 0.78) / (0.86 - 0.78) / 3)  # its dense evidence only
+    assert per_language[1] == pytest.approx((2 * 0.2 + 1.0) / 3)  # same language: the strong BM25 weight
+    # A chunk of unknown language ("") counts as the question's; nothing changes without the setting.
+    unknown = fuse(bm25, dense, **common, languages={1: "", 2: "", 3: ""}, query_language="zh",
+                   bm25_weight_cross_language=0.0)
+    assert unknown == pytest.approx(one_weight)
+    assert fuse(bm25, dense, **common, languages=languages, query_language="zh") == pytest.approx(one_weight)

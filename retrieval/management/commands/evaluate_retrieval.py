@@ -34,6 +34,12 @@ from retrieval.evaluation import (
     summarize,
 )
 
+def embedding_cache_env() -> str:
+    from knowledge.embedding import EMBEDDING_CACHE_ENV
+
+    return EMBEDDING_CACHE_ENV
+
+
 CURVE_THRESHOLDS = [round(0.30 + 0.01 * i, 2) for i in range(51)]
 
 
@@ -64,7 +70,10 @@ class Command(BaseCommand):
         parser.add_argument("--corpus-size", type=int, default=0,
                             help="With --articles-only: add other passages (a fixed pseudo-random choice) "
                                  "up to this many in all, as distractors.")
-        parser.add_argument("--vector-cache", help="SQLite file of vectors by model and text, for reruns.")
+        parser.add_argument("--embedding-cache", "--vector-cache", dest="embedding_cache",
+                            help="Directory of an on-disk vector cache (by model and exact text, queries apart "
+                                 "from passages): a corpus is embedded once, reruns read it back. Default: "
+                                 f"${embedding_cache_env()}, when set.")
 
     def handle(self, *args, **options):
         directory = Path(options["directory"])
@@ -102,7 +111,8 @@ class Command(BaseCommand):
         from knowledge import embedding
 
         report = {"dataset": directory.name, "passages": len(corpus), "holdout_passages": len(holdout), "splits": {}}
-        with embedding.vector_cache(options.get("vector_cache")), self._throwaway_database():
+        cache_dir = options.get("embedding_cache") or os.environ.get(embedding_cache_env(), "")
+        with embedding.vector_cache(cache_dir) as cache, self._throwaway_database():
             user, kbs, document_ids, chunks = self._load(corpus, holdout)
             space = search_module.active_search_space()
             report["model"] = space.model_name
@@ -112,6 +122,9 @@ class Command(BaseCommand):
                     user, kbs, rows, document_ids, holdout, modes, space,
                     pools_out=f"{options['pools_out']}.{split}.jsonl" if options["pools_out"] else None,
                 )
+            if cache is not None:
+                report["embedding_cache"] = {"path": cache.path, "hits": cache.hits, "misses": cache.misses}
+                self.stderr.write(f"embedding cache {cache.path}: {cache.hits} vectors read, {cache.misses} encoded")
         self._print(report)
         if options["json_out"]:
             Path(options["json_out"]).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -233,8 +246,11 @@ class Command(BaseCommand):
         cfg = search_module.settings_for(kbs)
         scope = search_module._scope(user, kbs, None)
         with open(path, "w", encoding="utf-8") as out:
-            chunk_rows = Chunk.objects.filter(knowledge_base__in=kbs).values_list("pk", "document_id", "knowledge_base_id")
-            out.write(json.dumps({"chunks": {pk: [doc, kb] for pk, doc, kb in chunk_rows},
+            chunk_rows = Chunk.objects.filter(knowledge_base__in=kbs).values_list(
+                "pk", "document_id", "knowledge_base_id", "text")
+            # [document, knowledge base, language of the chunk's text]
+            out.write(json.dumps({"chunks": {pk: [doc, kb, search_module.language(text)]
+                                             for pk, doc, kb, text in chunk_rows},
                                   "held_kb": kbs[1].pk, "model": space.model_path}) + "\n")
             for query, vector, relevant in zip(queries, vectors, gold, strict=True):
                 bm25, dense, bound = search_module.candidate_scores(scope, space, query["question"], vector.tolist(), cfg)
