@@ -68,6 +68,7 @@ from django.utils.translation import gettext as _
 from llm.base import BackendError
 from llm.extractive import Passage
 from llm.registry import backend_for_endpoint
+from llm.tokens import estimate_tokens
 from llm.text import MARKER, question_language, sentences, support, lexical_units
 
 from .models import Channel, Citation, Conversation, Message, MessageStatus, Role
@@ -617,6 +618,11 @@ class _Run:
         self.timings["verify_ms"] = self._ms(t0)
         self.timings.setdefault("first_token_ms", self._ms(self.started))
         self.timings["total_ms"] = self._ms(self.started)
+        if self.extractive:
+            # No model, but the answer still costs quota: the question and the answer, estimated as a
+            # BPE tokenizer would count them (a no-knowledge outcome charges the question only).
+            self.usage = {"prompt_tokens": estimate_tokens(self.question),
+                          "completion_tokens": estimate_tokens(MARKER.sub("", answer)) if status != MessageStatus.NO_KNOWLEDGE else 0}
         cited = set(cited_markers(answer))
         flagged = {n for f in changes["flagged"] for n in f["markers"]}
         message = self.message

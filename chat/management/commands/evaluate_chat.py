@@ -51,7 +51,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=0, help="Ask only the first N questions of the split.")
         parser.add_argument("--dev-limit", type=int, default=0, help="With --tune: tune on the first N dev questions.")
         parser.add_argument("--extractive", default="", help="JSON overrides of the extractive parameters.")
-        parser.add_argument("--vector-cache", help="SQLite file of vectors by model and text, for reruns.")
+        parser.add_argument("--embedding-cache", "--vector-cache", dest="embedding_cache",
+                            help="Directory of the evaluation embedding cache (default: $EMBEDDING_CACHE_DIR when set).")
         parser.add_argument("--dump", help="With --tune: write the dev questions' recorded sources to this JSON file.")
         parser.add_argument(
             "--tune", action="store_true",
@@ -93,7 +94,8 @@ class Command(BaseCommand):
 
         loader = RetrievalEvaluation()
         loader.stderr = self.stderr
-        with embedding.vector_cache(options.get("vector_cache")), loader._throwaway_database():
+        cache_dir = options.get("embedding_cache") or os.environ.get(embedding.EMBEDDING_CACHE_ENV, "")
+        with embedding.vector_cache(cache_dir), loader._throwaway_database():
             user, _kbs, document_ids, _chunks = loader._load(corpus, set())
             dev_report = None
             if options["tune"]:
@@ -181,8 +183,8 @@ class Command(BaseCommand):
         return rows
 
     GRID = [
-        {"passages": p, "score_power": sp, "neighbour_weight": nw, "max_sentences": ms}
-        for p in (1, 3) for sp in (1.0, 2.0, 4.0) for nw in (0.0, 0.25) for ms in (1, 2)
+        {"passages": p, "score_power": sp, "neighbour_weight": nw, "local_idf": li}
+        for p in (1, 3) for sp in (1.0, 2.0, 4.0) for nw in (0.0, 0.25) for li in (0.0, 3.0)
     ]
     CURVE = [round(0.01 * i, 2) for i in range(101)]
 
