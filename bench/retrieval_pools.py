@@ -75,8 +75,12 @@ def evaluate(path: str, kind: str | None, curve: bool = False, passages: str = "
         gold = set(row["gold"])
         for mode, scores in (("bm25", row["bm25"]), ("dense", row["dense"]), ("hybrid", fused)):
             ranks[mode].append(first_relevant_rank(ranking(scores, chunks), gold))
-        # The no-answer search sees only the first knowledge base (the held-out passages are elsewhere).
-        visible = {cid: s for cid, s in fused.items() if chunks[cid][1] != held}
+        # The no-answer search sees only the first knowledge base (the held-out passages are elsewhere):
+        # its fusion (min-max of the cosines included) runs over the visible candidates only.
+        bm25_visible = {cid: s for cid, s in row["bm25"].items() if chunks[cid][1] != held}
+        dense_visible = {cid: s for cid, s in row["dense"].items() if chunks[cid][1] != held}
+        visible = search_module.fuse_with(cfg, row["question"], bm25_visible, dense_visible, row["bound"],
+                                          weights=weights, languages=languages if multilingual else None)
         ordered = sorted(visible.items(), key=lambda x: (-x[1], x[0]))
         relevance = search_module.relevance_score(ordered, {}, row["dense"], row["bound"], mode="hybrid", cfg=cfg) if ordered else 0.0
         (unanswerable if row["unanswerable"] else answerable).append(relevance)

@@ -75,7 +75,7 @@ def main():
 
 def run(args):
     from accounts.models import Department, Membership, Role, User
-    from knowledge.embedding import ensure_hnsw_index
+    from knowledge.embedding import configured_model_id, ensure_hnsw_index
     from knowledge.models import Document, DocumentState, DocumentVersion, EmbeddingSpace, KnowledgeBase
     from retrieval import search as S
     from retrieval.indexing import index_chunks
@@ -111,7 +111,7 @@ def run(args):
     for d, v in zip(docs, versions, strict=True):
         d.live_version = d.latest_version = v
     Document.objects.bulk_update(docs, ["live_version", "latest_version"], batch_size=2000)
-    space = EmbeddingSpace.objects.create(model_path=settings.EMBEDDING_MODEL, model_name="bench",
+    space = EmbeddingSpace.objects.create(model_path=configured_model_id(), model_name="bench",
                                           dimension=DIM, status="active")
     # Text: Zipf-distributed words; vectors: clustered around topics, as real embeddings are.
     vocab = 50_000
@@ -123,9 +123,9 @@ def run(args):
     kb_of = np.array([kb_for(i // per_doc).pk for i in range(args.chunks)])
     copy("knowledge_chunk",
          "version_id, document_id, knowledge_base_id, index, text, token_count, heading_path, position, entities, "
-         "searchable, created_at",
+         "searchable, created_at, language",
          (f"{versions[i // per_doc].pk}\t{docs[i // per_doc].pk}\t{kb_of[i]}\t{i % per_doc}\t"
-          f"{' '.join(f'w{w}' for w in words[i])}\t{args.words}\t{{}}\t{{}}\t[]\tt\t2025-01-01\n"
+          f"{' '.join(f'w{w}' for w in words[i])}\t{args.words}\t{{}}\t{{}}\t[]\tt\t2025-01-01\ten\n"
           for i in range(args.chunks)))
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM knowledge_chunk ORDER BY id")

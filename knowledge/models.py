@@ -345,7 +345,7 @@ class Chunk(models.Model):
     # "zh" (mostly Chinese ideographs, Traditional or Simplified) or "en" (anything else), by the same
     # rule as a query's (retrieval.tokenize.language): hybrid search weighs BM25 by whether a
     # candidate is in the question's language.
-    language = models.CharField(max_length=8, blank=True, default="")
+    language = models.CharField(max_length=8, blank=True, default="", db_default="")
     searchable = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
-            model_name="chunk", name="language", field=models.CharField(blank=True, default="", max_length=8),
+            model_name="chunk", name="language", field=models.CharField(blank=True, db_default="", default="", max_length=8),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
