@@ -33,8 +33,11 @@ class AssistantSerializer(serializers.ModelSerializer):
     def validate_retrieval_settings(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError("An object is expected.")
-        if "min_score" in value and not (isinstance(value["min_score"], (int, float)) and 0 <= value["min_score"] <= 1):
-            raise serializers.ValidationError("min_score is a number in [0, 1].")
+        if "min_score" in value:
+            # One relevance cut: search()'s calibrated no-answer cut decides (README "Chat").
+            raise serializers.ValidationError(
+                "min_score is not an assistant setting: the search's calibrated no-answer cut decides "
+                "when there is no relevant knowledge.")
         if "k" in value and not (isinstance(value["k"], int) and 1 <= value["k"] <= 20):
             raise serializers.ValidationError("k is an integer in [1, 20].")
         return value

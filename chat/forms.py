@@ -12,10 +12,6 @@ from .pipeline import DEFAULT_SETTINGS
 
 class AssistantForm(forms.ModelForm):
     k = forms.IntegerField(label=_("Sources in the prompt"), min_value=1, max_value=20, initial=DEFAULT_SETTINGS["k"])
-    min_score = forms.FloatField(
-        label=_("No-knowledge threshold"), min_value=0.0, max_value=1.0, initial=DEFAULT_SETTINGS["min_score"],
-        help_text=_("Results scoring below this are not relevant knowledge; nothing above it: the assistant says it does not know."),
-    )
     mode = forms.ChoiceField(label=_("Search mode"), choices=[("hybrid", _("hybrid")), ("bm25", "BM25"), ("dense", _("dense")),
                                                               ("hybrid_rerank", _("hybrid + rerank"))], initial="hybrid")
 
@@ -32,13 +28,13 @@ class AssistantForm(forms.ModelForm):
         self.fields["departments"].queryset = Department.objects.all()
         self.fields["departments"].help_text = _("None selected: everyone may use it.")
         settings = (self.instance.retrieval_settings or {}) if self.instance.pk else {}
-        for key in ("k", "min_score", "mode"):
+        for key in ("k", "mode"):
             if key in settings:
                 self.fields[key].initial = settings[key]
 
     def retrieval_settings(self) -> dict:
         base = dict(self.instance.retrieval_settings or {}) if self.instance.pk else {}
-        base.update({key: self.cleaned_data[key] for key in ("k", "min_score", "mode")})
+        base.update({key: self.cleaned_data[key] for key in ("k", "mode")})
         return base
 
 

@@ -79,7 +79,7 @@ class Assistant(models.Model):
         ModelEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="assistants",
         verbose_name=_("model endpoint"),
     )
-    # k, mode, min_score (the no-knowledge threshold), max_sources, verification thresholds.
+    # k, mode (the no-knowledge cut is search()'s), max_sources, verification thresholds.
     retrieval_settings = models.JSONField(_("retrieval settings"), default=default_assistant_settings, blank=True)
     is_default = models.BooleanField(_("default assistant"), default=False)
     active = models.BooleanField(_("active"), default=True)

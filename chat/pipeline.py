@@ -58,7 +58,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
+from django.db.models import Value
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -66,6 +68,7 @@ from django.utils.translation import gettext as _
 from llm.base import BackendError
 from llm.extractive import Passage
 from llm.registry import backend_for_endpoint
+from llm.tokens import estimate_tokens
 from llm.text import MARKER, question_language, sentences, support, lexical_units
 
 from .models import Channel, Citation, Conversation, Message, MessageStatus, Role
@@ -78,8 +81,6 @@ HISTORY_MESSAGES = 12  # the most recent turns read from a conversation (thousan
 DEFAULT_SETTINGS: dict[str, Any] = {
     "k": 5,  # numbered sources in the prompt
     "mode": "hybrid",
-    # The no-knowledge threshold on search()'s score (fused, in [0, 1]); tuned on dev (README).
-    "min_score": 0.1,
     "unsupported_below": 0.3,  # a cited sentence whose source covers less of it is flagged
     "add_marker_above": 0.8,  # an unmarked sentence one source covers this much gets its marker
     "add_marker_margin": 0.2,  # ... and no other source comes within this margin
@@ -431,42 +432,52 @@ def answer_stream(*, user, assistant, question: str, history: list[dict] | None 
         yield ErrorEvent(problem)
         return
     question = question.strip()
-    if assistant is None or not assistant_policy.user_has_permission_for_instance(user, "use", assistant):
+    # The permission check and the assistant's knowledge bases in one query (the policy's queryset).
+    allowed = None
+    if assistant is not None:
+        allowed = (assistant_policy.instances_user_has_permission_for(user, "use").filter(pk=assistant.pk)
+                   .annotate(kb_ids=ArrayAgg("knowledge_bases", distinct=True, default=Value([])))
+                   .values_list("kb_ids", flat=True).first())
+    if allowed is None:
         yield ErrorEvent(_("That assistant does not exist or is not available to you."))
         return
+    knowledge_bases = [pk for pk in allowed if pk is not None] or None
     if conversation is not None and conversation.user_id != user.pk:
         yield ErrorEvent(_("That conversation does not exist."))
         return
     cfg = assistant_settings(assistant)
 
+    # Before the first byte: the turn is stored (a stream that dies later keeps it, marked stopped),
+    # in as few statements as that takes; the conversation's updated_at waits for finish().
     with transaction.atomic():
         if conversation is None:
             conversation = Conversation.objects.create(user=user, assistant=assistant, title=question[:80], channel=channel)
-        if history is None:
+            history_turns = _clean_history(history)  # a new conversation has no stored turns
+        elif history is None:
             history_turns = _history_from(conversation, regenerate.pk if regenerate else None)
             if regenerate is not None and history_turns and history_turns[-1]["role"] == "user":
                 history_turns = history_turns[:-1]  # the question itself comes last, below
         else:
             history_turns = _clean_history(history)
-        user_message = None
-        if regenerate is None:
-            user_message = Message.objects.create(conversation=conversation, role=Role.USER, content=question)
-        message = Message.objects.create(
-            conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.STREAMING, question=question,
-            regenerated_from=regenerate,
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        rows = [] if regenerate is not None else [Message(conversation=conversation, role=Role.USER, content=question)]
+        rows.append(Message(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.STREAMING,
+                            question=question, regenerated_from=regenerate))
+        *stored_user, message = Message.objects.bulk_create(rows)
+        user_message = stored_user[0] if stored_user else None
     yield StartEvent(conversation.pk, message.pk, user_message.pk if user_message else None)
     run = _Run(user=user, assistant=assistant, question=question, history=history_turns, message=message,
-               cfg=cfg, stop_event=stop_event, started=started, query_vector=query_vector)
+               cfg=cfg, stop_event=stop_event, started=started, query_vector=query_vector,
+               knowledge_bases=knowledge_bases)
     yield from run.events()
 
 
 class _Run:
     """One answer being produced; `finish()` is the only place that stores the outcome."""
 
-    def __init__(self, *, user, assistant, question, history, message, cfg, stop_event, started, query_vector=None):
+    def __init__(self, *, user, assistant, question, history, message, cfg, stop_event, started, query_vector=None,
+                 knowledge_bases=None):
         self.query_vector = query_vector
+        self.knowledge_bases = knowledge_bases
         self.user, self.assistant, self.question, self.history = user, assistant, question, history
         self.message, self.cfg, self.stop_event, self.started = message, cfg, stop_event, started
         self.answer: list[str] = []
@@ -526,15 +537,15 @@ class _Run:
         self.timings["condense_ms"] = self._ms(t0)
 
         t0 = time.perf_counter()
-        kbs = list(self.assistant.knowledge_bases.values_list("pk", flat=True)) or None
         # Always as the asking user: the assistant narrows the knowledge bases, never widens them.
         vector = self.query_vector if query == self.question else None
-        hits = search(self.user, query, knowledge_bases=kbs, k=cfg["k"], mode=cfg["mode"], vector=vector)
+        hits = search(self.user, query, knowledge_bases=self.knowledge_bases, k=cfg["k"], mode=cfg["mode"], vector=vector)
         self.timings["retrieve_ms"] = self._ms(t0)
         self.timings["rerank_ms"] = round(hits.timings.get("rerank_ms", 0.0), 2)
-        threshold = float(cfg["min_score"])
-        top_score = max((h.fused_score if h.fused_score is not None else h.score) for h in hits) if hits else None
-        hits = [h for h in hits if (h.fused_score if h.fused_score is not None else h.score) >= threshold]
+        # One relevance cut: search()'s calibrated no-answer cut (per language pair, README
+        # "Retrieval"). When it cuts, the hits are empty and the assistant says it has no knowledge.
+        top_score = hits.relevance
+        hits = [] if hits.no_answer else list(hits)
         self.message.condensed_query = query if query != self.question else ""
         self.message.retrieved = [
             {"n": i, "chunk_id": h.chunk.pk, "version_id": h.chunk.version_id, "document_id": h.chunk.document_id,
@@ -607,6 +618,11 @@ class _Run:
         self.timings["verify_ms"] = self._ms(t0)
         self.timings.setdefault("first_token_ms", self._ms(self.started))
         self.timings["total_ms"] = self._ms(self.started)
+        if self.extractive:
+            # No model, but the answer still costs quota: the question and the answer, estimated as a
+            # BPE tokenizer would count them (a no-knowledge outcome charges the question only).
+            self.usage = {"prompt_tokens": estimate_tokens(self.question),
+                          "completion_tokens": estimate_tokens(MARKER.sub("", answer)) if status != MessageStatus.NO_KNOWLEDGE else 0}
         cited = set(cited_markers(answer))
         flagged = {n for f in changes["flagged"] for n in f["markers"]}
         message = self.message
@@ -650,6 +666,7 @@ class _Run:
             message.verification = changes
             message.finished_at = timezone.now()
             message.save()
+            Conversation.objects.filter(pk=message.conversation_id).update(updated_at=message.finished_at)
         citations.sort(key=lambda c: c["n"])
         return DoneEvent(message_id=message.pk, status=status, answer=answer, citations=citations, usage=self.usage,
                          timings=self.timings, verification=changes, extractive=self.extractive,

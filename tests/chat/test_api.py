@@ -42,7 +42,7 @@ def test_assistants_api_configure_and_list_usable_only(people, credit, hr):
     assert manager.post("/api/chat/assistants/", {"name": "x", "knowledge_bases": [hr_kb.pk]},
                         format="json").status_code == 400
     created = manager.post("/api/chat/assistants/", {"name": "Credit only", "departments": [credit.pk],
-                                                     "retrieval_settings": {"min_score": 0.2}}, format="json")
+                                                     "retrieval_settings": {"k": 3}}, format="json")
     assert created.status_code == 201, created.content
     def names(client):
         return [a["name"] for a in rows(client.get("/api/chat/assistants/"))]

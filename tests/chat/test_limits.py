@@ -57,6 +57,10 @@ def test_an_answer_on_the_page_is_charged_to_the_users_department(kb_corpus, peo
     row = UsageDay.objects.get()
     assert (row.user, row.department, row.requests) == (people["credit_employee"], credit, 1)
     assert row.latency_ms > 0
+    # The extractive default has no model, but its answers still count against the quota.
+    message = Message.objects.get(role="assistant")
+    assert row.prompt_tokens >= len(QUESTION.split()) and row.completion_tokens >= len(message.content.split()) // 2
+    assert row.prompt_tokens == message.usage["prompt_tokens"] and row.completion_tokens == message.usage["completion_tokens"]
 
 
 def test_department_override_beats_the_default_and_is_audited(people, credit, settings):

@@ -1,9 +1,13 @@
 """Ask every question of a dataset through the real chat pipeline and measure the answers.
 
-The corpus is loaded as evaluate_retrieval loads it (same loader: throwaway department, user and
-knowledge base, real ingestion, all rolled back at the end). With --unanswerable F, a seeded share
-F of the questions has its gold passages left out of the corpus: same subjects and language,
-but no answer in the knowledge base.
+The corpus is loaded as evaluate_retrieval loads it (same loader and throwaway database: real
+ingestion, dropped at the end; `--vector-cache` reuses passage and question vectors across runs).
+With --unanswerable F, a seeded share F of the questions has its gold passages left out of the
+corpus: same subjects and language, but no answer in the knowledge base.
+
+There is one relevance cut: search()'s calibrated no-answer cut (`results.no_answer`). The chat
+has no threshold of its own; `--tune` reports, on dev, how both abstention rates move with the
+cut's threshold (the curve) and where the search's calibrated threshold sits on it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from retrieval.evaluation import percentile
 
@@ -47,12 +50,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--limit", type=int, default=0, help="Ask only the first N questions of the split.")
         parser.add_argument("--dev-limit", type=int, default=0, help="With --tune: tune on the first N dev questions.")
-        parser.add_argument("--min-score", type=float, default=None, help="Override the no-knowledge threshold.")
         parser.add_argument("--extractive", default="", help="JSON overrides of the extractive parameters.")
-        parser.add_argument("--curve", default="", help="Comma-separated thresholds: abstention rates at each.")
-        parser.add_argument("--shared-database", action="store_true",
-                            help="Load into the project database (inside a rolled-back transaction) instead of a "
-                                 "throwaway database; the BM25 statistics row stays locked until it ends.")
+        parser.add_argument("--embedding-cache", "--vector-cache", dest="embedding_cache",
+                            help="Directory of the evaluation embedding cache (default: $EMBEDDING_CACHE_DIR when set).")
+        parser.add_argument("--dump", help="With --tune: write the dev questions' recorded sources to this JSON file.")
         parser.add_argument(
             "--tune", action="store_true",
             help="With --split test: in the same load, first ask the dev questions (their own seeded "
@@ -89,47 +90,20 @@ class Command(BaseCommand):
                 raise CommandError("--tune needs dev and test splits that share no passage.")
             dev_removed = choose_unanswerable(dev_queries, options["unanswerable"], options["seed"])
         corpus = [row for row in corpus if row["id"] not in removed | dev_removed]
-        if options["shared_database"]:
-            return self._run(corpus, queries, removed, dev_queries, dev_removed, options)
-        from django.conf import settings
-        from django.core.management import call_command
-        from django.db import connection, connections
-
-        original = settings.DATABASES["default"]["NAME"]
-        name = f"evaluate_chat_{os.getpid()}"
-
-        def switch(db):
-            connections.close_all()
-            settings.DATABASES["default"]["NAME"] = db
-            connection.settings_dict["NAME"] = db
-
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-        try:
-            switch(name)
-            call_command("migrate", verbosity=0, interactive=False)
-            return self._run(corpus, queries, removed, dev_queries, dev_removed, options)
-        finally:
-            switch(original)
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-    def _run(self, corpus, queries, removed, dev_queries, dev_removed, options):
-        from retrieval.management.commands.evaluate_retrieval import Command as RetrievalEvaluation
+        from knowledge import embedding
 
         loader = RetrievalEvaluation()
         loader.stderr = self.stderr
-        with transaction.atomic():
-            user, kb, document_ids = loader._load(corpus)
+        cache_dir = options.get("embedding_cache") or os.environ.get(embedding.EMBEDDING_CACHE_ENV, "")
+        with embedding.vector_cache(cache_dir), loader._throwaway_database():
+            user, _kbs, document_ids, _chunks = loader._load(corpus, set())
             dev_report = None
             if options["tune"]:
                 dev_report = self._tune(user, dev_queries, document_ids, dev_removed, options)
-                options = {**options, "min_score": dev_report["chosen"]["min_score"],
-                           "extractive": json.dumps(dev_report["chosen"]["extractive"]), "curve": ""}
+                options = {**options, "extractive": json.dumps(dev_report["chosen"]["extractive"])}
             report = self._evaluate(user, queries, document_ids, removed, options)
             if dev_report is not None:
                 report["dev"] = dev_report
-            transaction.set_rollback(True)
         self._print(report)
         if options["json_out"]:
             Path(options["json_out"]).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -146,12 +120,8 @@ class Command(BaseCommand):
             if assistant is None:
                 raise CommandError("There is no default assistant (run migrate).")
         overrides = dict(assistant.retrieval_settings or {})
-        if options["min_score"] is not None:
-            overrides["min_score"] = options["min_score"]
         if options["extractive"]:
             overrides["extractive"] = {**overrides.get("extractive", {}), **json.loads(options["extractive"])}
-        if options["curve"]:
-            overrides["min_score"] = 0.0  # every question answered; abstention computed per threshold
         assistant.retrieval_settings = overrides
         assistant.save(update_fields=["retrieval_settings"])  # rolled back with the load
         return assistant
@@ -164,15 +134,8 @@ class Command(BaseCommand):
         from chat import evaluation as ev
         from chat.pipeline import answer_stream
 
-        from knowledge.embedding import encode_for_space
-        from retrieval.search import active_search_space
-
         assistant = self._assistant(options["assistant"], options)
-        # Questions embedded in one batch, as evaluate_retrieval does: time to first byte excludes it.
-        space = active_search_space()
-        vectors = [None] * len(queries)
-        if space is not None:
-            vectors = [v.tolist() for v in encode_for_space(space, [q["question"] for q in queries])]
+        vectors = self._vectors(queries)
         rows = []
         started = time.perf_counter()
         for i, (query, vector) in enumerate(zip(queries, vectors, strict=True)):
@@ -220,50 +183,80 @@ class Command(BaseCommand):
         return rows
 
     GRID = [
-        {"passages": p, "score_power": sp, "neighbour_weight": nw, "max_sentences": ms}
-        for p in (1, 3) for sp in (1.0, 2.0, 4.0) for nw in (0.0, 0.25) for ms in (1, 2)
+        {"passages": p, "score_power": sp, "neighbour_weight": nw, "local_idf": li}
+        for p in (1, 3) for sp in (1.0, 2.0, 4.0) for nw in (0.0, 0.25) for li in (0.0, 3.0)
     ]
+    CURVE = [round(0.01 * i, 2) for i in range(101)]
+
+    @staticmethod
+    def _vectors(queries):
+        """Questions embedded in one batch, as evaluate_retrieval does: time to first byte excludes it."""
+        from knowledge.embedding import encode_queries_for_space
+        from retrieval.search import active_search_space
+
+        space = active_search_space()
+        if space is None:
+            return [None] * len(queries)
+        return [v.tolist() for v in encode_queries_for_space(space, [q["question"] for q in queries])]
 
     def _tune(self, user, queries, document_ids, removed, options):
-        """On dev: every question answered (threshold 0) to record its best score and sources; the
-        abstention curve; the highest threshold that keeps answerable abstention <= 0.05; then
-        the extractive grid re-run offline on the recorded sources (the same pick_sentences the
-        pipeline calls), scored by answer-contains + F1 over answerable questions."""
+        """On dev: every question searched as the default assistant searches (the hits the no-answer
+        cut withholds kept too), its relevance and the search's threshold recorded; the abstention
+        curve of both question kinds across thresholds on that relevance; then the extractive grid
+        run offline on the recorded sources (the same pick_sentences the pipeline calls), scored by
+        answer-contains + F1 over the answerable questions the search's cut lets through."""
         from chat import evaluation as ev
+        from chat.pipeline import assistant_settings
         from llm.extractive import Passage, compose, pick_sentences, term_idf
+        from retrieval.search import search
         from retrieval.tokenize import tokenize
 
-        thresholds = [float(x) for x in (options["curve"] or ",".join(f"{x / 40:.3f}" for x in range(0, 25))).split(",") if x]
-        rows = self._ask(user, queries, document_ids, removed, {**options, "min_score": 0.0, "curve": ""}, keep=True)
+        cfg = assistant_settings(self._assistant(options["assistant"], options))
+        rows = []
+        for query, vector in zip(queries, self._vectors(queries), strict=True):
+            results = search(user, query["question"], k=cfg["k"], mode=cfg["mode"], vector=vector)
+            rows.append({
+                "question": query["question"], "answers": query["answers"],
+                "answerable": not (set(query["relevant_ids"]) & removed),
+                "relevance": results.relevance, "threshold": results.threshold, "cut": results.no_answer,
+                "gold_docs": sorted(document_ids[r] for r in query["relevant_ids"] if r in document_ids),
+                "sources": [(i, h.chunk.text, round(h.score, 4), h.chunk.document_id)
+                            for i, h in enumerate(results.ranked_hits, 1)],
+                "idf": term_idf(tokenize(query["question"])),
+            })
         answerable = [r for r in rows if r["answerable"]]
         unanswerable = [r for r in rows if not r["answerable"]]
+
+        def rate(items, abstains):
+            return round(sum(map(abstains, items)) / (len(items) or 1), 4)
+
         curve = []
-        for t in thresholds:
+        for t in self.CURVE:
             def abstains(r, t=t):
-                return r["top_score"] is None or r["top_score"] < t
-            curve.append({"min_score": t,
-                          "abstain_answerable": round(sum(map(abstains, answerable)) / (len(answerable) or 1), 4),
-                          "abstain_unanswerable": round(sum(map(abstains, unanswerable)) / (len(unanswerable) or 1), 4)})
-        # A margin under the goal of .05, so that the test split stays under it.
-        ok = [p for p in curve if p["abstain_answerable"] <= 0.03]
-        chosen_threshold = max((p["min_score"] for p in ok), default=0.0)
+                return r["relevance"] is None or r["relevance"] < t
+            curve.append({"threshold": t, "abstain_answerable": rate(answerable, abstains),
+                          "abstain_unanswerable": rate(unanswerable, abstains)})
+        thresholds = sorted({r["threshold"] for r in rows if r["threshold"] is not None})
+        at_cut = {"thresholds": thresholds, "abstain_answerable": rate(answerable, lambda r: r["cut"]),
+                  "abstain_unanswerable": rate(unanswerable, lambda r: r["cut"])}
+        kept = [r for r in answerable if not r["cut"]]
         grid = []
-        kept = [r for r in answerable if r["top_score"] is not None and r["top_score"] >= chosen_threshold]
-        idfs = [term_idf(tokenize(r["query"]["question"])) for r in kept]
         for params in self.GRID:
             contains = f1 = 0.0
-            for r, idf in zip(kept, idfs, strict=True):
+            for r in kept:
                 passages = [Passage(n, text, score) for n, text, score, _ in r["sources"]]
-                answer = compose(pick_sentences(r["query"]["question"], passages, idf=idf, params=params))
-                contains += ev.contains(answer, r["query"]["answers"])
-                f1 += ev.f1(answer, r["query"]["answers"])
+                answer = compose(pick_sentences(r["question"], passages, idf=r["idf"], params=params))
+                contains += ev.contains(answer, r["answers"])
+                f1 += ev.f1(answer, r["answers"])
             n = len(answerable) or 1
             grid.append({"extractive": params, "answer_contains": round(contains / n, 4), "f1": round(f1 / n, 4)})
             self.stderr.write(f"dev grid {params}: contains {contains / n:.4f} f1 {f1 / n:.4f}")
         best = max(grid, key=lambda g: g["answer_contains"] + g["f1"])
+        if options.get("dump"):
+            Path(options["dump"]).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         return {"questions": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable),
-                "curve": curve, "grid": grid,
-                "chosen": {"min_score": chosen_threshold, "extractive": best["extractive"]}}
+                "curve": curve, "at_search_cut": at_cut, "grid": grid,
+                "chosen": {"extractive": best["extractive"]}}
 
     @staticmethod
     def _texts(final) -> dict[int, str]:
@@ -296,26 +289,18 @@ class Command(BaseCommand):
             "ttfb_p95_ms": percentile([r["ttfb_ms"] for r in rows], 95),
             "mean_answer_chars": round(sum(r["length"] for r in answered) / len(answered), 1) if answered else 0.0,
         }
-        if options["curve"]:
-            curve = []
-            for t in [float(x) for x in options["curve"].split(",") if x]:
-                def abstains(r, t=t):
-                    return r["top_score"] is None or r["top_score"] < t
-                curve.append({
-                    "min_score": t,
-                    "abstain_answerable": round(sum(1 for r in answerable if abstains(r)) / (len(answerable) or 1), 4),
-                    "abstain_unanswerable": round(sum(1 for r in unanswerable if abstains(r)) / (len(unanswerable) or 1), 4),
-                })
-            report["curve"] = curve
         return report
 
     def _print(self, report):
         for key, value in report.items():
-            if key not in ("curve", "dev"):
+            if key != "dev":
                 self.stdout.write(f"{key}: {value}")
-        if "dev" in report:
-            self.stdout.write(f"chosen on dev: {report['dev']['chosen']}")
-        for point in report.get("curve", []) + report.get("dev", {}).get("curve", []):
-            self.stdout.write(f"min_score {point['min_score']:.3f}: abstain answerable {point['abstain_answerable']:.3f}, "
-                              f"unanswerable {point['abstain_unanswerable']:.3f}")
-        self.stdout.write(json.dumps({k: v for k, v in report.items() if k not in ("curve", "dev")}))
+        dev = report.get("dev")
+        if dev:
+            self.stdout.write(f"chosen on dev: {dev['chosen']}")
+            self.stdout.write(f"dev at the search's no-answer cut {dev['at_search_cut']}")
+            for point in dev["curve"]:
+                if 0 < point["abstain_answerable"] < 0.5 or 0 < point["abstain_unanswerable"] < 1:
+                    self.stdout.write(f"dev threshold {point['threshold']:.2f}: abstain answerable "
+                                      f"{point['abstain_answerable']:.3f}, unanswerable {point['abstain_unanswerable']:.3f}")
+        self.stdout.write(json.dumps({k: v for k, v in report.items() if k != "dev"}))
