@@ -78,7 +78,11 @@ def fine_tuning_job_create(
         raise PermissionDenied
     if parent_version is not None and not model_version_policy.user_has_permission_for_instance(actor, "view", parent_version):
         raise PermissionDenied
-    values, errors = hp_rules.validate(method, hyperparameters)
+    if parent_version is not None:
+        base_for_defaults = parent_version.base_model_path if parent_version.kind == ModelVersionKind.ADAPTER else parent_version.model_dir
+    else:
+        base_for_defaults = base_model_path or default_base_model_path()
+    values, errors = hp_rules.validate(method, hyperparameters, hidden_size=hp_rules.model_hidden_size(base_for_defaults))
     if not 0 < validation_fraction < 1:
         errors["validation_fraction"] = "Must be between 0 and 1."
     if parent_version is not None:

@@ -44,7 +44,8 @@ def validate_files(core_job: Job) -> dict:
     if job.cancelled_at:
         return {"cancelled": True}
     try:
-        _values, errors = hp_rules.validate(job.method, job.hyperparameters)
+        _values, errors = hp_rules.validate(
+            job.method, job.hyperparameters, hidden_size=hp_rules.model_hidden_size(job.base_model_path))
         if errors:
             raise TrainingInputError("Bad hyperparameters: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
         check_base_model(job.base_model_path)
