@@ -170,7 +170,12 @@ def fine_tuning_job_resume(*, actor: Any, job: FineTuningJob) -> FineTuningJob:
 
 def checkpoint_record(*, job: FineTuningJob, step: int, path: str, metrics: dict) -> None:
     FineTuningCheckpoint.objects.update_or_create(job=job, step=step, defaults={"path": path, "metrics": metrics})
-    # save_total_limit rotates old checkpoints away: list only those on disk
+    checkpoints_prune_missing(job=job)
+
+
+def checkpoints_prune_missing(*, job: FineTuningJob) -> None:
+    """save_total_limit rotates old checkpoints away (and, at the end of training with a limit of 1,
+    the last one when it is not the best): list only those on disk."""
     gone = [c.pk for c in FineTuningCheckpoint.objects.filter(job=job) if not os.path.isdir(c.path)]
     FineTuningCheckpoint.objects.filter(pk__in=gone).delete()
 

@@ -127,6 +127,7 @@ def fine_tune(core_job: Job) -> dict:
     except TrainingInputError as exc:
         _fail(job, str(exc))
         raise JobFailed(str(exc)) from None
+    services.checkpoints_prune_missing(job=job)
     if result.status == "cancelled":
         now = timezone.now()
         FineTuningJob.objects.filter(pk=job.pk).update(cancelled_at=now, finished_at=now, metrics={**job.metrics, **result.metrics})

@@ -272,6 +272,7 @@ def dataset_from_feedback(
     name: str = "",
     include_thumbs_up: bool = False,
     ip: str | None = None,
+    withheld: int = 0,
 ) -> DatasetVersion:
     """A version from chat feedback in the shape documented in training.datasets.feedback. The caller
     passes only feedback the actor may see (the chat's selector); the knowledge bases of the context
@@ -292,10 +293,31 @@ def dataset_from_feedback(
             dataset = dataset_create(actor=actor, department=department, name=name or _("Chat feedback"), ip=ip)
         version, _created = dataset_version_create(
             actor=actor, dataset=dataset, payloads=converted.payloads, origin="feedback",
-            report={"sft": len(converted.sft), "preference": len(converted.preference), "skipped": converted.skipped},
+            report={"sft": len(converted.sft), "preference": len(converted.preference), "skipped": converted.skipped,
+                    "withheld": withheld},
             knowledge_base_ids=sorted(converted.knowledge_base_ids), ip=ip,
         )
     return version
+
+
+def dataset_from_chat_feedback(
+    *,
+    actor: Any,
+    department: Department | None = None,
+    dataset: Dataset | None = None,
+    name: str = "",
+    include_thumbs_up: bool = False,
+    since=None,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """A version from the chat's Feedback rows that `actor` may build from: corrections become
+    examples (question, retrieved context, corrected answer), thumbs-down answers preference pairs.
+    Feedback grounded on knowledge the actor cannot read is left out (reported as withheld)."""
+    from .selectors_datasets import chat_feedback_records
+
+    records, withheld = chat_feedback_records(user=actor, since=since)
+    return dataset_from_feedback(actor=actor, records=records, dataset=dataset, department=department, name=name,
+                                 include_thumbs_up=include_thumbs_up, ip=ip, withheld=withheld)
 
 
 def dataset_augment(
