@@ -101,7 +101,8 @@ def fine_tuning_job_create(
         hyperparameters=values,
         suffix=suffix[:64],
         parent_version=parent_version,
-        teacher=teacher or {},
+        # a dataset distilled from a teacher model passes the teacher on to the job's lineage
+        teacher=teacher or (dataset_version.report or {}).get("teacher") or {},
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     job.output_dir = str(training_output_root() / job.id.hex)
