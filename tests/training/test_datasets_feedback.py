@@ -94,3 +94,24 @@ def test_a_dataset_from_chat_feedback_holds_only_what_the_builder_may_read(ml, p
     # the HR admin building from the same feedback gets the HR example (and not the Credit ones)
     hr_version = dataset_from_chat_feedback(actor=ml["hr_admin"], department=hr)
     assert [r.messages[-1]["content"] for r in hr_version.rows.all()] == ["Twenty days."]
+
+
+@pytest.mark.django_db
+def test_the_datasets_page_builds_from_chat_feedback(ml, people, credit, kb_corpus, client_for):
+    client = client_for(ml["ml_engineer"])
+    page = client.get("/training/datasets/").content.decode()
+    assert 'id="dataset-feedback-form"' in page
+    empty = client.post("/training/datasets/from-feedback/", {"feedback-department": credit.pk})
+    assert empty.status_code == 400 and "No feedback could become a training example." in empty.content.decode()
+    message = answered(people["credit_manager"], "Who approves large loans?", "The branch.", kb_corpus["loan_chunks"])
+    feedback_submit(user=people["credit_manager"], message=message, rating=-1, correction="The credit committee.")
+    response = client.post("/training/datasets/from-feedback/", {"feedback-department": credit.pk, "feedback-name": "Chat fixes"})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "The branch." in page and "1 examples from chat feedback; 0 withheld" in page
+    from training.models import Dataset
+
+    assert Dataset.objects.get(name="Chat fixes").latest_version.origin == "feedback"
+    # an employee without training rights gets no page and builds nothing
+    assert client_for(people["credit_employee"]).post("/training/datasets/from-feedback/",
+                                                     {"feedback-department": credit.pk}).status_code == 403
