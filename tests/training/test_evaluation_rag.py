@@ -9,7 +9,7 @@ import pytest
 from chat.models import Conversation, Message
 from llm.local import for_active_model
 from training import job_services as services
-from training.evaluation import comparison, run_evaluation
+from training.evaluation import run_evaluation
 from training.finetune.demo_model import ensure_demo_model
 from training.services_datasets import dataset_create, dataset_version_create
 
