@@ -2,10 +2,12 @@
 fine-tuning run of training.finetune.runner (the job's loop), 10 facts x 2 phrasings, seeded split.
 
     .venv/bin/python bench/learnability.py full 3e-3 20          # method, learning rate, epochs
+    .venv/bin/python bench/learnability.py lora auto 40          # auto: the default for the model's size
     R=64 ALPHA=128 .venv/bin/python bench/learnability.py lora 5e-3 30
 
-Env: EVERY (eval/checkpoint every N steps, default once per epoch), BS (batch, 4), R/ALPHA (LoRA),
-PATIENCE (early stopping, 0). The last line is JSON."""
+Env: EVERY (eval/checkpoint every N steps, default once per epoch), BS (batch, 4), R/ALPHA/DROPOUT
+(LoRA; unset: the size-dependent defaults), PATIENCE (early stopping, 0). The last line is JSON.
+Run it with OMP_NUM_THREADS=1 on a loaded machine (torch's spinning threads slow it tenfold)."""
 
 from __future__ import annotations
 
@@ -42,17 +44,19 @@ def exact_match(model_dir: str, adapter: str | None, train) -> float:
 
 
 def main() -> None:
-    method, lr, epochs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    method, epochs = sys.argv[1], int(sys.argv[3])
     train, val = split_rows(fact_rows(), validation_ratio=0.25, seed=42)
     train, val = [r["messages"] for r in train], [r["messages"] for r in val]
-    hp, errors = H.validate(method, {
-        "learning_rate": lr, "n_epochs": epochs, "batch_size": int(os.environ.get("BS", 4)),
-        "early_stopping_patience": int(os.environ.get("PATIENCE", 0)), "lora_r": int(os.environ.get("R", 16)),
-        "lora_alpha": int(os.environ.get("ALPHA", 32)), "lora_dropout": 0.0, "warmup_ratio": 0.1, "save_total_limit": 1,
-        "eval_every_steps": int(os.environ.get("EVERY", 0)), "seed": 42,
-    })
-    assert not errors, errors
+    given = {
+        "learning_rate": None if sys.argv[2] == "auto" else float(sys.argv[2]), "n_epochs": epochs,
+        "batch_size": int(os.environ.get("BS", 4)), "early_stopping_patience": int(os.environ.get("PATIENCE", 0)),
+        "lora_r": os.environ.get("R"), "lora_alpha": os.environ.get("ALPHA"), "lora_dropout": os.environ.get("DROPOUT"),
+        "warmup_ratio": 0.1, "save_total_limit": 1, "eval_every_steps": int(os.environ.get("EVERY", 0)), "seed": 42,
+    }
     base = str(ensure_demo_model())
+    # unset values take the defaults for the base model's size (hyperparameters.defaults)
+    hp, errors = H.validate(method, given, hidden_size=H.model_hidden_size(base))
+    assert not errors, errors
     before = exact_match(base, None, train)
     out = tempfile.mkdtemp(prefix="learnability-")
     started = time.perf_counter()
@@ -61,7 +65,8 @@ def main() -> None:
     clear_cache()
     after = exact_match(result.model_dir if method == "full" else base, None if method == "full" else result.model_dir, train)
     shutil.rmtree(out, ignore_errors=True)
-    print(json.dumps({"method": method, "learning_rate": lr, "epochs": epochs, "steps": result.metrics["steps"],
+    print(json.dumps({"method": method, "learning_rate": hp["learning_rate"], "lora_r": hp["lora_r"],
+                      "lora_alpha": hp["lora_alpha"], "lora_dropout": hp["lora_dropout"], "epochs": epochs, "steps": result.metrics["steps"],
                       "train_loss": result.metrics["train_loss"], "exact_match_before": before, "exact_match_after": after,
                       "train_seconds": round(elapsed, 1)}))
 

@@ -59,6 +59,7 @@ def bare_loop(model_dir: str, method: str, hp: dict, train, out: str) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
 
+    started = time.perf_counter()  # like the job's timing: loading the model and the data included
     torch.manual_seed(hp["seed"])
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoded = [encode_conversation(tokenizer, m, hp["max_length"]) for m in train]
@@ -75,7 +76,6 @@ def bare_loop(model_dir: str, method: str, hp: dict, train, out: str) -> dict:
     counter = _TokenCounter()
     collate = _collator(tokenizer.pad_token_id, counter)
     generator = torch.Generator().manual_seed(hp["seed"])
-    started = time.perf_counter()
     for _epoch in range(hp["n_epochs"]):
         order = torch.randperm(len(encoded), generator=generator).tolist()
         for i in range(0, len(order), hp["batch_size"]):

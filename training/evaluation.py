@@ -1,5 +1,7 @@
 """An evaluation job: closed-book QA, perplexity, robustness and (optionally) the RAG setting, for
-one model version on one dataset version's split."""
+one model version on one dataset version's split. The RAG setting asks the chat's own pipeline
+(chat.pipeline.answer) with the model version as its backend; training imports chat, never the
+reverse."""
 
 from __future__ import annotations
 
@@ -26,27 +28,53 @@ def backend_for_version(version: ModelVersion) -> LocalTransformersBackend:
     )
 
 
-def rag_answer_default(*, question: str, backend, user) -> dict:
-    """The RAG setting without the chat app: retrieve what `user` may read, answer from it, cite the
-    versions used. After the chat pipeline lands, TRAINING_RAG_ANSWERER points at its function
-    (same keyword arguments, same result keys) so the figure is the product's own."""
-    from retrieval.search import search
+def rag_answer_pipeline(*, question: str, version: ModelVersion, assistant, user, max_tokens: int) -> dict:
+    """One question through the chat's own pipeline (retrieval as `user`, the assistant's prompt,
+    knowledge bases and thresholds, citation verification) with `version` as the model. The
+    conversation it stores is an evaluation artefact and is deleted afterwards."""
+    from chat.models import Assistant, Conversation, EndpointKind, ModelEndpoint
+    from chat.pipeline import answer as chat_answer
 
-    hits = search(user, question, k=4)
-    if not hits or hits.no_answer:
-        return {"answer": "", "citations": [], "abstained": True}
-    context = "\n\n".join(f"[{i + 1}] {hit.chunk.text}" for i, hit in enumerate(hits))
-    messages = [
-        {"role": "system", "content": "Answer from the context only. 只根据资料回答。"},
-        {"role": "user", "content": f"{context}\n\n{question}"},
-    ]
-    completion = backend.complete(messages, max_tokens=64)
-    return {"answer": completion.text, "citations": [hit.version.pk for hit in hits], "abstained": not completion.text.strip()}
+    from .job_selectors import model_version_serving
+
+    evaluating = Assistant.objects.get(pk=assistant.pk)  # a private copy: the endpoint is replaced in memory only
+    evaluating.endpoint = ModelEndpoint(name="evaluation", kind=EndpointKind.FINETUNED, enabled=True, temperature=0.0)
+    evaluating.retrieval_settings = {**(assistant.retrieval_settings or {}), "max_tokens": max_tokens}
+    with model_version_serving(version):
+        final, events = chat_answer(user=user, assistant=evaluating, question=question, channel="api")
+    started = next((e for e in events if e.type == "start"), None)
+    if started is not None:
+        Conversation.objects.filter(pk=started.conversation_id).delete()
+    if final.type != "done":
+        return {"answer": "", "citations": [], "abstained": False, "error": final.message}
+    return {
+        "answer": final.answer,
+        "citations": sorted({c["version_id"] for c in final.citations}),
+        "abstained": final.status == "no_knowledge",
+        "backend": final.backend,
+    }
 
 
 def rag_answerer() -> Callable:
     path = getattr(settings, "TRAINING_RAG_ANSWERER", "")
-    return import_string(path) if path else rag_answer_default
+    return import_string(path) if path else rag_answer_pipeline
+
+
+def rag_assistant(evaluation: Evaluation):
+    """The assistant whose settings the RAG evaluation uses: the one named in the options, else the
+    default one of the evaluation's author; None when they may use none."""
+    from chat.selectors import assistant_default, assistant_get
+
+    user = evaluation.created_by
+    if user is None:
+        return None
+    wanted = (evaluation.options or {}).get("assistant")
+    if wanted:
+        try:
+            return assistant_get(user=user, pk=wanted)
+        except Exception:  # not found or not allowed: the same answer
+            return None
+    return assistant_default(user=user)
 
 
 def _rows(evaluation: Evaluation):
@@ -105,26 +133,42 @@ def run_evaluation(evaluation: Evaluation, *, progress=lambda f, msg: None) -> t
 
 
 def _rag(evaluation: Evaluation, rows, backend) -> dict:
+    """Answer accuracy, citation accuracy and abstention, through the chat pipeline."""
     answerer = rag_answerer()
+    assistant = rag_assistant(evaluation)
+    if assistant is None:
+        return {"rag_error": "No assistant is available to the evaluation's author: the RAG setting was not measured."}
     user = evaluation.created_by
-    answered = correct = cited = cite_total = abstain_ok = unanswerable = 0
+    max_tokens = int((evaluation.options or {}).get("max_new_tokens", 48))
+    answered = correct = cited = cite_total = abstain_ok = unanswerable = wrongly_abstained = 0
+    samples = []
     for row in rows:
         item = m.qa_items([row.messages])
         if not item:
             continue
-        result = answerer(question=item[0]["question"], backend=backend, user=user)
+        question, reference = item[0]["question"], item[0]["reference"]
+        result = answerer(question=question, version=evaluation.model_version, assistant=assistant, user=user,
+                          max_tokens=max_tokens)
+        if len(samples) < 20:
+            samples.append({"question": question, "reference": reference, "answer": result.get("answer", ""),
+                            "citations": result.get("citations", []), "abstained": bool(result.get("abstained"))})
         if (row.meta or {}).get("unanswerable"):
             unanswerable += 1
             abstain_ok += int(bool(result.get("abstained")))
             continue
         answered += 1
-        correct += int(m.contains(result.get("answer", ""), item[0]["reference"]) or m.token_f1(result.get("answer", ""), item[0]["reference"]) >= 0.5)
+        wrongly_abstained += int(bool(result.get("abstained")))
+        text = result.get("answer", "")
+        correct += int(bool(m.contains(text, reference) or m.token_f1(text, reference) >= 0.5))
         if row.source_version_ids:
             cite_total += 1
             cited += int(bool(set(result.get("citations") or []) & set(row.source_version_ids)))
     out = {"rag_answer_accuracy": correct / answered if answered else None}
     out["rag_citation_accuracy"] = cited / cite_total if cite_total else None
     out["rag_abstention"] = abstain_ok / unanswerable if unanswerable else None
+    out["rag_abstained_when_answerable"] = wrongly_abstained / answered if answered else None
+    out["rag_assistant"] = assistant.name
+    out["rag_samples"] = samples
     return out
 
 

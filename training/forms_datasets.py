@@ -36,6 +36,17 @@ class DatasetUploadForm(forms.Form):
             self.fields["department"].queryset = departments
 
 
+class FeedbackDatasetForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200, required=False)
+    department = forms.ModelChoiceField(label=_("Department"), queryset=Department.objects.none())
+    include_thumbs_up = forms.BooleanField(label=_("Also answers rated helpful"), required=False)
+
+    def __init__(self, *args, departments=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if departments is not None:
+            self.fields["department"].queryset = departments
+
+
 class VersionUploadForm(forms.Form):
     format = forms.ChoiceField(label=_("Format"), choices=FORMAT_CHOICES, initial="auto")
     file = forms.FileField(label=_("File (.jsonl or .csv)"))

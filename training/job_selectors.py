@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from typing import Any
 
 from django.db.models import QuerySet
@@ -48,12 +50,21 @@ def activation_history(*, user: Any, limit: int = 20) -> list[ModelActivation]:
     return list(ModelActivation.objects.select_related("version", "previous", "actor").order_by("-id")[:limit])
 
 
-def active_model_for_chat() -> ActiveModel | None:
-    """The resolver registered with llm.base: the newest activation's version, read in one query."""
-    activation = ModelActivation.objects.select_related("version").order_by("-id").first()
-    version = activation.version if activation else None
-    if version is None:
-        return None
+_serving_override: ContextVar[ModelVersion | None] = ContextVar("training_serving_override", default=None)
+
+
+@contextlib.contextmanager
+def model_version_serving(version: ModelVersion):
+    """Within this block (this thread or task only), the chat's fine-tuned backend serves `version`
+    instead of the active one: the RAG evaluation asks the real chat pipeline with that version."""
+    token = _serving_override.set(version)
+    try:
+        yield
+    finally:
+        _serving_override.reset(token)
+
+
+def _as_active_model(version: ModelVersion) -> ActiveModel:
     return ActiveModel(
         version_id=version.pk,
         base_model_path=version.model_dir,
@@ -61,3 +72,16 @@ def active_model_for_chat() -> ActiveModel | None:
         chat_template=version.chat_template or None,
         chat_template_sha256=version.chat_template_sha256 or None,
     )
+
+
+def active_model_for_chat() -> ActiveModel | None:
+    """The resolver registered with llm.base: the newest activation's version, read in one query
+    (or the version an evaluation is serving in this context)."""
+    override = _serving_override.get()
+    if override is not None:
+        return _as_active_model(override)
+    activation = ModelActivation.objects.select_related("version").order_by("-id").first()
+    version = activation.version if activation else None
+    if version is None:
+        return None
+    return _as_active_model(version)

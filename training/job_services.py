@@ -78,7 +78,11 @@ def fine_tuning_job_create(
         raise PermissionDenied
     if parent_version is not None and not model_version_policy.user_has_permission_for_instance(actor, "view", parent_version):
         raise PermissionDenied
-    values, errors = hp_rules.validate(method, hyperparameters)
+    if parent_version is not None:
+        base_for_defaults = parent_version.base_model_path if parent_version.kind == ModelVersionKind.ADAPTER else parent_version.model_dir
+    else:
+        base_for_defaults = base_model_path or default_base_model_path()
+    values, errors = hp_rules.validate(method, hyperparameters, hidden_size=hp_rules.model_hidden_size(base_for_defaults))
     if not 0 < validation_fraction < 1:
         errors["validation_fraction"] = "Must be between 0 and 1."
     if parent_version is not None:
@@ -97,7 +101,8 @@ def fine_tuning_job_create(
         hyperparameters=values,
         suffix=suffix[:64],
         parent_version=parent_version,
-        teacher=teacher or {},
+        # a dataset distilled from a teacher model passes the teacher on to the job's lineage
+        teacher=teacher or (dataset_version.report or {}).get("teacher") or {},
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     job.output_dir = str(training_output_root() / job.id.hex)
@@ -166,7 +171,12 @@ def fine_tuning_job_resume(*, actor: Any, job: FineTuningJob) -> FineTuningJob:
 
 def checkpoint_record(*, job: FineTuningJob, step: int, path: str, metrics: dict) -> None:
     FineTuningCheckpoint.objects.update_or_create(job=job, step=step, defaults={"path": path, "metrics": metrics})
-    # save_total_limit rotates old checkpoints away: list only those on disk
+    checkpoints_prune_missing(job=job)
+
+
+def checkpoints_prune_missing(*, job: FineTuningJob) -> None:
+    """save_total_limit rotates old checkpoints away (and, at the end of training with a limit of 1,
+    the last one when it is not the best): list only those on disk."""
     gone = [c.pk for c in FineTuningCheckpoint.objects.filter(job=job) if not os.path.isdir(c.path)]
     FineTuningCheckpoint.objects.filter(pk__in=gone).delete()
 

@@ -44,7 +44,8 @@ def validate_files(core_job: Job) -> dict:
     if job.cancelled_at:
         return {"cancelled": True}
     try:
-        _values, errors = hp_rules.validate(job.method, job.hyperparameters)
+        _values, errors = hp_rules.validate(
+            job.method, job.hyperparameters, hidden_size=hp_rules.model_hidden_size(job.base_model_path))
         if errors:
             raise TrainingInputError("Bad hyperparameters: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
         check_base_model(job.base_model_path)
@@ -126,6 +127,7 @@ def fine_tune(core_job: Job) -> dict:
     except TrainingInputError as exc:
         _fail(job, str(exc))
         raise JobFailed(str(exc)) from None
+    services.checkpoints_prune_missing(job=job)
     if result.status == "cancelled":
         now = timezone.now()
         FineTuningJob.objects.filter(pk=job.pk).update(cancelled_at=now, finished_at=now, metrics={**job.metrics, **result.metrics})

@@ -43,3 +43,34 @@ def dataset_rows(*, user: Any, version: DatasetVersion) -> QuerySet[DatasetRow]:
 
 def dataset_departments(*, user: Any):
     return training_departments(user).order_by("name")
+
+
+def chat_feedback_records(*, user: Any, since=None, limit: int = 5000) -> tuple[list[dict], int]:
+    """Chat feedback in the shape of training.datasets.feedback, scoped by permission: only feedback
+    whose every retrieved chunk `user` may read (a row grounded on knowledge they cannot read is left
+    out, with the count returned), so a dataset built from it cannot carry another department's text.
+    Returns (records, withheld)."""
+    from chat.models import Feedback
+    from knowledge.models import Chunk
+    from knowledge.policy import chunk_policy
+
+    feedback = Feedback.objects.select_related("message").order_by("pk")
+    if since is not None:
+        feedback = feedback.filter(updated_at__gte=since)
+    feedback = list(feedback[:limit])
+    wanted = {int(i) for f in feedback for i in (f.retrieved_chunk_ids or []) if isinstance(i, int)}
+    readable = set(chunk_policy.instances_user_has_permission_for(user, "view").filter(pk__in=wanted).values_list("pk", flat=True))
+    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=readable).only("pk", "text", "version_id", "knowledge_base_id")}
+    records, withheld = [], 0
+    for f in feedback:
+        ids = [int(i) for i in (f.retrieved_chunk_ids or []) if isinstance(i, int)]
+        if any(i not in chunks for i in ids):
+            withheld += 1
+            continue
+        records.append({
+            "id": f.pk, "question": f.question, "answer": f.answer, "correction": f.correction,
+            "thumbs": "up" if f.rating > 0 else "down",
+            "context": [{"id": i, "text": chunks[i].text, "version_id": chunks[i].version_id,
+                         "knowledge_base_id": chunks[i].knowledge_base_id} for i in ids],
+        })
+    return records, withheld

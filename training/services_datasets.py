@@ -272,6 +272,7 @@ def dataset_from_feedback(
     name: str = "",
     include_thumbs_up: bool = False,
     ip: str | None = None,
+    withheld: int = 0,
 ) -> DatasetVersion:
     """A version from chat feedback in the shape documented in training.datasets.feedback. The caller
     passes only feedback the actor may see (the chat's selector); the knowledge bases of the context
@@ -292,8 +293,89 @@ def dataset_from_feedback(
             dataset = dataset_create(actor=actor, department=department, name=name or _("Chat feedback"), ip=ip)
         version, _created = dataset_version_create(
             actor=actor, dataset=dataset, payloads=converted.payloads, origin="feedback",
-            report={"sft": len(converted.sft), "preference": len(converted.preference), "skipped": converted.skipped},
+            report={"sft": len(converted.sft), "preference": len(converted.preference), "skipped": converted.skipped,
+                    "withheld": withheld},
             knowledge_base_ids=sorted(converted.knowledge_base_ids), ip=ip,
+        )
+    return version
+
+
+def dataset_from_chat_feedback(
+    *,
+    actor: Any,
+    department: Department | None = None,
+    dataset: Dataset | None = None,
+    name: str = "",
+    include_thumbs_up: bool = False,
+    since=None,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """A version from the chat's Feedback rows that `actor` may build from: corrections become
+    examples (question, retrieved context, corrected answer), thumbs-down answers preference pairs.
+    Feedback grounded on knowledge the actor cannot read is left out (reported as withheld)."""
+    from .selectors_datasets import chat_feedback_records
+
+    records, withheld = chat_feedback_records(user=actor, since=since)
+    return dataset_from_feedback(actor=actor, records=records, dataset=dataset, department=department, name=name,
+                                 include_thumbs_up=include_thumbs_up, ip=ip, withheld=withheld)
+
+
+MAX_DISTILLATION_PROMPTS = 5000
+
+
+def dataset_distill(
+    *,
+    actor: Any,
+    prompts: list[str],
+    endpoint,
+    department: Department | None = None,
+    dataset: Dataset | None = None,
+    name: str = "",
+    system_prompt: str = "",
+    max_tokens: int = 512,
+    ip: str | None = None,
+) -> DatasetVersion:
+    """Distillation, first half: a teacher model (an OpenAI-compatible `chat.models.ModelEndpoint`)
+    answers `prompts`; the answers become the version's rows, each marked `distillation` with the
+    teacher in its meta, and the version's report records the teacher. A job trained on the version
+    carries the teacher into its lineage (`job_services.fine_tuning_job_create`). Any teacher error
+    writes nothing."""
+    from django.utils.translation import gettext as _
+
+    from llm.base import BackendError
+    from llm.registry import backend_for_endpoint
+
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    prompts = [p.strip() for p in prompts if isinstance(p, str) and p.strip()]
+    if not prompts:
+        raise DatasetOperationError(_("Give the teacher at least one prompt."))
+    if len(prompts) > MAX_DISTILLATION_PROMPTS:
+        raise DatasetOperationError(_("At most %(n)s prompts at a time.") % {"n": MAX_DISTILLATION_PROMPTS})
+    if endpoint is None or endpoint.kind != "openai" or not endpoint.enabled:
+        raise DatasetOperationError(_("The teacher must be an enabled OpenAI-compatible model endpoint."))
+    teacher = {"endpoint": endpoint.name, "endpoint_id": endpoint.pk, "model": endpoint.model, "base_url": endpoint.base_url}
+    try:
+        backend = backend_for_endpoint(endpoint)
+        payloads = []
+        for prompt in prompts:
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+                {"role": "user", "content": prompt}]
+            answer = backend.complete(messages, max_tokens=max_tokens).text.strip()
+            if not answer:
+                raise DatasetOperationError(_("The teacher returned an empty answer to: %(prompt)s") % {"prompt": prompt[:200]})
+            payloads.append({"messages": [*messages, {"role": "assistant", "content": answer}], "method": "distillation",
+                             "meta": {"teacher": endpoint.model or endpoint.name}})
+    except BackendError as exc:
+        raise DatasetOperationError(_("The teacher model failed: %(error)s") % {"error": exc}) from exc
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(actor=actor, department=department, name=name or _("Distilled"), ip=ip)
+        version, _created = dataset_version_create(
+            actor=actor, dataset=dataset, payloads=payloads, origin="distillation",
+            report={"teacher": teacher, "prompts": len(prompts)}, ip=ip,
         )
     return version
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.dataset_list, name="list"),
     path("new/", views.dataset_create, name="create"),
     path("from-knowledge/", views.knowledge_create, name="knowledge"),
+    path("from-feedback/", views.feedback_create, name="feedback"),
     path("<int:pk>/", views.dataset_detail, name="detail"),
     path("<int:pk>/upload/", views.dataset_version_upload, name="upload"),
     path("<int:pk>/v<int:number>/", views.version_detail, name="version"),

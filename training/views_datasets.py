@@ -26,6 +26,7 @@ from .forms_datasets import (
     AugmentForm,
     CleaningForm,
     DatasetUploadForm,
+    FeedbackDatasetForm,
     KnowledgeDatasetForm,
     PreviewForm,
     VersionUploadForm,
@@ -61,12 +62,35 @@ def _require_training(request) -> None:
         raise PermissionDenied
 
 
-def _list_context(request, form=None, upload_errors=None):
+def _list_context(request, form=None, upload_errors=None, feedback_form=None):
+    departments = selectors.dataset_departments(user=request.user)
     return {
         "datasets": selectors.dataset_list(user=request.user),
-        "form": form or DatasetUploadForm(departments=selectors.dataset_departments(user=request.user)),
+        "form": form or DatasetUploadForm(departments=departments),
+        "feedback_form": feedback_form or FeedbackDatasetForm(departments=departments, prefix="feedback"),
         "upload_errors": upload_errors,
     }
+
+
+@require_POST
+def feedback_create(request):
+    """A dataset version from the chat feedback the user may build from (corrections and thumbs-down)."""
+    _require_training(request)
+    form = FeedbackDatasetForm(request.POST, departments=selectors.dataset_departments(user=request.user), prefix="feedback")
+    if form.is_valid():
+        try:
+            version = services.dataset_from_chat_feedback(
+                actor=request.user, department=form.cleaned_data["department"], name=form.cleaned_data["name"],
+                include_thumbs_up=form.cleaned_data["include_thumbs_up"], ip=client_ip(request),
+            )
+        except services.DatasetOperationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            withheld = (version.report or {}).get("withheld") or 0
+            messages.success(request, _("%(rows)s examples from chat feedback; %(withheld)s withheld (knowledge you may not read).")
+                             % {"rows": version.row_count, "withheld": withheld})
+            return redirect("training:datasets:version", pk=version.dataset_id, number=version.number)
+    return render(request, "training/datasets/list.html", _list_context(request, feedback_form=form), status=400)
 
 
 def dataset_list(request):

@@ -194,7 +194,9 @@ def model_evaluate(request, pk):
     return redirect("training:evaluation_detail", pk=evaluation.pk)
 
 
-CHART_METRICS = ("exact_match", "contains", "token_f1", "robustness_mean", "rag_answer_accuracy", "rag_citation_accuracy")
+CHART_METRICS = (
+    "exact_match", "contains", "token_f1", "robustness_mean", "rag_answer_accuracy", "rag_citation_accuracy", "rag_abstention",
+)
 
 
 def evaluation_detail(request, pk):

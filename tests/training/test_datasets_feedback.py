@@ -1,6 +1,13 @@
+import json
+
+import pytest
+
+from chat.models import Conversation, Message, Role
+from chat.services import feedback_submit
+from tests.chat.conftest import kb_corpus  # noqa: F401  (fixture)
 from tests.factories import KnowledgeBaseFactory
 from training.datasets.feedback import convert_feedback
-from training.services_datasets import dataset_from_feedback
+from training.services_datasets import dataset_from_chat_feedback, dataset_from_feedback
 
 CONTEXT = [{"id": 301, "text": "员工入职满一年后享有五天带薪年假。", "version_id": 12, "knowledge_base_id": None}]
 
@@ -50,3 +57,61 @@ def test_feedback_dataset_records_its_knowledge_bases(ml, credit):
     assert version.preference_pairs()[0]["rejected"] == [{"role": "assistant", "content": "三天。"}]
     assert version.examples()[0][-1]["content"] == "五天。"
     assert version.report["sft"] == 0 and version.report["preference"] == 1
+
+
+# --- wired to the chat's Feedback rows, scoped by permission ----------------------------------------
+
+
+
+def answered(user, question, answer, chunks):
+    conversation = Conversation.objects.create(user=user, title=question)
+    return Message.objects.create(
+        conversation=conversation, role=Role.ASSISTANT, question=question, content=answer,
+        retrieved=[{"n": i, "chunk_id": c.pk} for i, c in enumerate(chunks, 1)],
+    )
+
+
+@pytest.mark.django_db
+def test_a_dataset_from_chat_feedback_holds_only_what_the_builder_may_read(ml, people, credit, hr, kb_corpus):
+    loans = answered(people["credit_manager"], "Who approves large loans?", "The branch.", kb_corpus["loan_chunks"])
+    feedback_submit(user=people["credit_manager"], message=loans, rating=-1, correction="The credit committee.")
+    leave = answered(people["hr_manager"], "How much annual leave?", "Ten days.", kb_corpus["leave_chunks"])
+    feedback_submit(user=people["hr_manager"], message=leave, rating=-1, correction="Twenty days.")
+    thumbs_down = answered(people["credit_manager"], "Who approves large loans?", "Nobody.", kb_corpus["loan_chunks"])
+    feedback_submit(user=people["credit_manager"], message=thumbs_down, rating=-1)
+
+    version = dataset_from_chat_feedback(actor=ml["ml_engineer"], department=credit, name="From the chat")
+    rows = list(version.rows.order_by("index"))
+    text = json.dumps([r.messages for r in rows], ensure_ascii=False) + json.dumps([r.rejected for r in rows])
+    # the correction became an example with the retrieved context; the thumbs-down a preference pair
+    assert {(r.messages[-1]["content"], r.rejected) for r in rows} == {
+        ("The credit committee.", "The branch."), ("The credit committee.", "Nobody.")}
+    assert kb_corpus["loan_chunks"][0].text in rows[0].messages[1]["content"]
+    assert all(r.source_version_ids == [kb_corpus["loans"].live_version_id] for r in rows)
+    # the HR answer's knowledge is not readable by a Credit builder: withheld, none of its text copied
+    assert "Twenty days" not in text and "salary bands" not in text and "annual leave" not in text
+    assert version.report["withheld"] == 1
+    # the HR admin building from the same feedback gets the HR example (and not the Credit ones)
+    hr_version = dataset_from_chat_feedback(actor=ml["hr_admin"], department=hr)
+    assert [r.messages[-1]["content"] for r in hr_version.rows.all()] == ["Twenty days."]
+
+
+@pytest.mark.django_db
+def test_the_datasets_page_builds_from_chat_feedback(ml, people, credit, kb_corpus, client_for):
+    client = client_for(ml["ml_engineer"])
+    page = client.get("/training/datasets/").content.decode()
+    assert 'id="dataset-feedback-form"' in page
+    empty = client.post("/training/datasets/from-feedback/", {"feedback-department": credit.pk})
+    assert empty.status_code == 400 and "No feedback could become a training example." in empty.content.decode()
+    message = answered(people["credit_manager"], "Who approves large loans?", "The branch.", kb_corpus["loan_chunks"])
+    feedback_submit(user=people["credit_manager"], message=message, rating=-1, correction="The credit committee.")
+    response = client.post("/training/datasets/from-feedback/", {"feedback-department": credit.pk, "feedback-name": "Chat fixes"})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "The branch." in page and "1 examples from chat feedback; 0 withheld" in page
+    from training.models import Dataset
+
+    assert Dataset.objects.get(name="Chat fixes").latest_version.origin == "feedback"
+    # an employee without training rights gets no page and builds nothing
+    assert client_for(people["credit_employee"]).post("/training/datasets/from-feedback/",
+                                                     {"feedback-department": credit.pk}).status_code == 403

@@ -44,6 +44,19 @@ def test_hyperparameters_defaults_per_method_and_range_errors():
     assert "method" in errors
 
 
+def test_adapter_defaults_depend_on_the_base_model_size(demo_dir, tmp_path):
+    hidden = hp.model_hidden_size(str(demo_dir))
+    assert hidden == 128
+    small, errors = hp.validate("lora", {}, hidden_size=hidden)
+    assert not errors and (small["learning_rate"], small["lora_r"], small["lora_alpha"]) == (3e-3, 16, 32)
+    assert hp.validate("dora", {}, hidden_size=1024)[0]["learning_rate"] == 4e-4
+    seven_b, _ = hp.validate("lora", {}, hidden_size=3584)  # DeepSeek-R1-Distill-Qwen-7B
+    assert (seven_b["learning_rate"], seven_b["lora_r"], seven_b["lora_alpha"]) == (2e-4, 8, 16)
+    assert hp.validate("lora", {"learning_rate": 1e-4, "lora_r": 4}, hidden_size=hidden)[0]["learning_rate"] == 1e-4
+    assert hp.validate("full", {}, hidden_size=hidden)[0]["learning_rate"] == 1e-5
+    assert hp.model_hidden_size(str(tmp_path)) is None  # no config.json: the large model's defaults
+
+
 def test_demo_model_is_a_real_small_qwen2_with_a_chat_template(demo_dir, demo_tokenizer):
     from transformers import AutoConfig
 

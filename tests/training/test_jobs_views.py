@@ -61,6 +61,17 @@ def test_registry_and_evaluation_pages(client_for, ml, version):
     page = client.get(f"/training/evaluations/{evaluation.pk}/").content.decode()
     assert 'id="evaluation-chart"' in page and "q&lt;script&gt;" in page and "0.250" in page
     chart = json_script(page, "evaluation-chart-data")
-    assert chart["series"] == {"this: base: base": [0.25, None, None, None, None, None]}
+    assert chart["series"] == {"this: base: base": [0.25, None, None, None, None, None, None]}
+    assert 'id="rag-answers"' not in page
+    # the RAG setting's answers (asked through the chat pipeline) are listed, escaped
+    evaluation.metrics.update({"rag_answer_accuracy": 0.5, "rag_citation_accuracy": 1.0, "rag_abstention": 1.0,
+                               "rag_assistant": "Company assistant", "rag_samples": [
+                                   {"question": "Who <b>approves</b>?", "reference": "The committee.", "answer": "The committee [1].",
+                                    "citations": [7], "abstained": False},
+                                   {"question": "Salary bands?", "reference": "-", "answer": "", "citations": [], "abstained": True}]})
+    evaluation.save()
+    page = client.get(f"/training/evaluations/{evaluation.pk}/").content.decode()
+    assert 'id="rag-answers"' in page and "Who &lt;b&gt;approves&lt;/b&gt;?" in page and "abstained (no knowledge)" in page
+    assert json_script(page, "evaluation-chart-data")["series"]["this: base: base"][4:] == [0.5, 1.0, 1.0]
     response = client.post(f"/training/models/{base.pk}/evaluate/", {"dataset_version": version.pk, "split": "train"})
     assert response.status_code == 302 and Evaluation.objects.count() == 2

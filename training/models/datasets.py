@@ -63,6 +63,7 @@ class VersionOrigin(models.TextChoices):
     KNOWLEDGE = "knowledge", _("Knowledge base")
     INCREMENTAL = "incremental", _("Changed documents")
     FEEDBACK = "feedback", _("Chat feedback")
+    DISTILLATION = "distillation", _("Teacher model (distillation)")
 
 
 def _canonical(value: Any) -> bytes:
