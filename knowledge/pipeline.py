@@ -499,6 +499,8 @@ def live_chunks_sync(*, document: Document) -> None:
 def _sync_searchable(document_ids: list[int]) -> None:
     from retrieval.indexing import searchable_changed
 
+    from .signals import searchable_chunks_changed
+
     documents = list(Document.objects.filter(pk__in=document_ids).values_list("pk", "state", "live_version_id"))
     live_ids = [live for _pk, _state, live in documents if live is not None]
     indexed = set(
@@ -531,6 +533,7 @@ def _sync_searchable(document_ids: list[int]) -> None:
         ChunkVector.objects.filter(chunk_id__in=removed).update(searchable=False)
     if added or removed:
         searchable_changed(added=added, removed=removed)
+        searchable_chunks_changed.send(sender=Chunk, added=added, removed=removed)
 
 
 # --- re-embedding when the configured model changes -----------------------------------------------

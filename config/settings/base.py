@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "training",
     "sources",
     "retrieval",
+    "health",
 ]
 
 MIDDLEWARE = [
