@@ -91,3 +91,64 @@ class CarryOver(models.Model):
         ordering = ["-created_at", "pk"]
         constraints = [models.UniqueConstraint(fields=["change_version", "chunk", "key"], name="health_carryover_unique")]
         indexes = [models.Index(fields=["status"], name="health_carryover_status")]
+
+
+class KnowledgeBaseHealth(models.Model):
+    """Per knowledge base: after how many days of failing syncs its source documents are stale."""
+
+    knowledge_base = models.OneToOneField("knowledge.KnowledgeBase", on_delete=models.CASCADE, related_name="+")
+    source_failure_days = models.PositiveIntegerField(_("days of failing syncs before documents are stale"), default=3)
+
+
+class StaleReason(models.TextChoices):
+    REVIEW_BY = "review_by", _("past its review-by date")
+    SOURCE_FAILING = "source_failing", _("its source has failed to sync")
+    OWNER_GONE = "owner_gone", _("its owner is no longer an active member")
+
+
+class ReviewMark(models.Model):
+    """A manager marked a stale document reviewed: it is not stale again until `valid_until`."""
+
+    document = models.ForeignKey("knowledge.Document", on_delete=models.CASCADE, related_name="+")
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.TextField(_("note"))
+    reviewed_at = models.DateTimeField(default=timezone.now)
+    valid_until = models.DateField()
+
+    class Meta:
+        ordering = ["-reviewed_at"]
+
+
+class NotificationKind(models.TextChoices):
+    STALE = "stale", _("Stale documents")
+    CONFLICT = "conflict", _("Conflicting facts")
+    CARRY_OVER = "carry_over", _("Changes not carried over")
+
+
+class Notification(models.Model):
+    """One per user, event and period (the unique constraint makes a second one impossible)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=NotificationKind.choices)
+    event = models.CharField(max_length=100)
+    period = models.CharField(max_length=20)
+    message = models.CharField(max_length=500)
+    url = models.CharField(max_length=300, blank=True)
+    emailed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["user", "kind", "event", "period"], name="health_notification_once_per_period")]
+        indexes = [models.Index(fields=["user"], condition=models.Q(read_at__isnull=True), name="health_notification_unread")]
+
+
+class NotificationOptOut(models.Model):
+    """The user turned this kind of notification off (in the app and by e-mail)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=NotificationKind.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="health_notification_optout_unique")]

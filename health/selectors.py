@@ -113,3 +113,37 @@ def overview(*, user: Any, days: int = 30) -> dict:
             "carry_overs": per_day(carry_overs),
         },
     }
+
+
+def stale_list(*, user: Any):
+    """Stale documents of the departments `user` watches, with their reasons (labels)."""
+    from .models import StaleReason
+    from .services import stale_documents
+
+    documents = Document.objects.filter(knowledge_base__department__in=health_departments(user).values("pk"))
+    stale = stale_documents(documents=documents)
+    editable = set(document_policy.instances_user_has_permission_for(user, "change").filter(pk__in=list(stale)).values_list("pk", flat=True))
+    rows = Document.objects.filter(pk__in=list(stale)).select_related("owner", "knowledge_base__department").order_by("title")
+    labels = dict(StaleReason.choices)
+    return [(doc, [labels[r] for r in stale[doc.pk]], doc.pk in editable) for doc in rows]
+
+
+def notification_list(*, user: Any, limit: int = 100):
+    from .models import Notification
+
+    return list(Notification.objects.filter(user=user)[:limit])
+
+
+def unread_count(*, user: Any) -> int:
+    from .models import Notification
+
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def notification_kinds(*, user: Any):
+    from .models import NotificationKind, NotificationOptOut
+
+    off = set(NotificationOptOut.objects.filter(user=user).values_list("kind", flat=True))
+    return [(value, label, value not in off) for value, label in NotificationKind.choices]

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -94,7 +95,33 @@ def published_check(*, added: list[int], removed: list[int]) -> dict:
     others = [_as_lib(row) for row in Fact.objects.filter(key__in=keys).exclude(document_id__in=documents)]
     pairs = fact_lib.find_conflicts(new + others, only_against=documents)
     created = Conflict.objects.bulk_create(_conflict_rows(pairs, _open_carry_over_keys()), ignore_conflicts=True, batch_size=BATCH)
+    _notify_findings(added)
     return {"facts": len(new), "conflicts": len(created), "carry_overs": carried}
+
+
+def _notify_findings(added: list[int]) -> None:
+    """One notification per department's managers and published change, for its new findings."""
+    from django.urls import reverse
+
+    from knowledge.models import Document
+
+    from .models import NotificationKind
+    from .notifications import department_managers, notification_send
+
+    if not added:
+        return
+    event = f"{min(added)}-{max(added)}-{len(added)}"
+    conflicts = Conflict.objects.filter(status=FindingStatus.OPEN).filter(Q(chunk_a_id__in=added) | Q(chunk_b_id__in=added))
+    sides = set(conflicts.values_list("document_a_id", flat=True)) | set(conflicts.values_list("document_b_id", flat=True))
+    stale = set(CarryOver.objects.filter(status=FindingStatus.OPEN, change_version__chunks__in=added).values_list("document_id", flat=True))
+    for kind, document_ids, message, url in (
+        (NotificationKind.CONFLICT, sides, _("New conflicting facts in your knowledge"), reverse("health:conflicts")),
+        (NotificationKind.CARRY_OVER, stale, _("A change may not have been carried over to your documents"), reverse("health:carry_overs")),
+    ):
+        departments = set(Document.objects.filter(pk__in=document_ids).values_list("knowledge_base__department_id", flat=True))
+        for users in department_managers(departments).values():
+            for user in users:
+                notification_send(user=user, kind=kind, event=f"{kind}:{event}", message=message, url=url)
 
 
 def _carry_over_check(new: list[fact_lib.Fact], removed: list[int]) -> int:
@@ -203,3 +230,109 @@ def on_searchable_chunks_changed(sender, *, added, removed, **kwargs) -> None:
             logger.exception("Could not queue the knowledge health check")
 
     transaction.on_commit(enqueue)
+
+
+# --- stale documents ------------------------------------------------------------------------------
+
+
+def stale_documents(*, today=None, documents=None) -> dict[int, list[str]]:
+    """Live documents that are stale today, with their reasons: past review-by, a source failing
+    to sync for the knowledge base's number of days, an owner no longer an active member."""
+    import datetime as dt
+
+    from django.db.models import Exists, OuterRef, Q
+
+    from accounts.models import Membership
+    from knowledge.models import Document, DocumentState
+    from sources.models import SourceRecord, SourceSync, SyncStatus
+
+    from .models import KnowledgeBaseHealth, ReviewMark, StaleReason
+
+    today = today or timezone.localdate()
+    live = (documents if documents is not None else Document.objects.all()).exclude(state=DocumentState.ARCHIVED).filter(
+        live_version__isnull=False)
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for pk in live.filter(review_by__lt=today).values_list("pk", flat=True):
+        reasons[pk].append(StaleReason.REVIEW_BY)
+    member = Membership.objects.filter(user=OuterRef("owner"), department=OuterRef("knowledge_base__department"))
+    gone = live.filter(Q(owner__isnull=True) | Q(owner__is_active=False) | ~Exists(member))
+    for pk in gone.values_list("pk", flat=True):
+        reasons[pk].append(StaleReason.OWNER_GONE)
+    # Sources: failing since the first failed sync after the last good one.
+    thresholds = dict(KnowledgeBaseHealth.objects.values_list("knowledge_base_id", "source_failure_days"))
+    good = {SyncStatus.SUCCEEDED, SyncStatus.PARTIAL}
+    failing_since: dict[int, tuple] = {}
+    syncs = SourceSync.objects.filter(status__in=[*good, SyncStatus.FAILED], source__knowledge_base__in=live.values(
+        "knowledge_base")).order_by("source_id", "queued_at").values_list("source_id", "source__knowledge_base_id", "status", "queued_at")
+    for source_id, kb_id, status, queued_at in syncs:
+        if status in good:
+            failing_since.pop(source_id, None)
+        else:
+            failing_since.setdefault(source_id, (kb_id, queued_at))
+    failing = [s for s, (kb, since) in failing_since.items()
+               if timezone.localdate(since) <= today - dt.timedelta(days=thresholds.get(kb, 3))]
+    for pk in SourceRecord.objects.filter(source_id__in=failing, document__in=live).values_list("document_id", flat=True):
+        reasons[pk].append(StaleReason.SOURCE_FAILING)
+    cleared = set(ReviewMark.objects.filter(document_id__in=list(reasons), valid_until__gte=today).values_list("document_id", flat=True))
+    return {pk: r for pk, r in reasons.items() if pk not in cleared}
+
+
+def stale_scan(*, today=None) -> dict:
+    """The daily job: notify each stale document's knowledge managers, once per period."""
+    from django.urls import reverse
+
+    from knowledge.models import Document
+
+    from .models import NotificationKind
+    from .notifications import department_managers, notification_send
+
+    today = today or timezone.localdate()
+    stale = stale_documents(today=today)
+    documents = Document.objects.filter(pk__in=list(stale)).select_related("knowledge_base")
+    managers = department_managers({d.knowledge_base.department_id for d in documents})
+    sent = 0
+    for doc in documents:
+        for user in managers.get(doc.knowledge_base.department_id, []):
+            message = _("Needs review: %(title)s") % {"title": doc.title}
+            if notification_send(user=user, kind=NotificationKind.STALE, event=f"stale:{doc.pk}", message=message,
+                                 url=reverse("health:stale"), day=today):
+                sent += 1
+    return {"stale": len(stale), "notifications": sent}
+
+
+@transaction.atomic
+def document_mark_reviewed(*, actor: Any, document, note: str, ip: str | None = None):
+    """Clears a stale document for one period; audited."""
+    import datetime as dt
+
+    from knowledge.policy import document_policy
+
+    from .models import ReviewMark
+    from .notifications import period_days
+
+    if not document_policy.user_has_permission_for_instance(actor, "change", document):
+        raise PermissionDenied
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": _("Say what you checked.")})
+    mark = ReviewMark.objects.create(document=document, reviewed_by=actor, note=note[:2000],
+                                     valid_until=timezone.localdate() + dt.timedelta(days=period_days()))
+    audit_log(actor=actor, action="health_mark_reviewed", obj=document, department=document.knowledge_base.department,
+              ip=ip, note=mark.note, valid_until=mark.valid_until)
+    return mark
+
+
+def notifications_mark_read(*, user: Any) -> int:
+    from .models import Notification
+
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
+
+
+def notification_preferences_set(*, user: Any, enabled_kinds: set[str]) -> None:
+    from .models import NotificationKind, NotificationOptOut
+
+    for kind in NotificationKind.values:
+        if kind in enabled_kinds:
+            NotificationOptOut.objects.filter(user=user, kind=kind).delete()
+        else:
+            NotificationOptOut.objects.get_or_create(user=user, kind=kind)

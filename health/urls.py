@@ -11,4 +11,7 @@ urlpatterns = [
     path("conflicts/scan/", views.scan_start, name="scan_start"),
     path("carried-over/", views.carry_overs, name="carry_overs"),
     path("carried-over/<int:pk>/dismiss/", views.carry_over_dismiss, name="carry_over_dismiss"),
+    path("stale/", views.stale, name="stale"),
+    path("stale/<int:pk>/reviewed/", views.mark_reviewed, name="mark_reviewed"),
+    path("notifications/", views.notifications, name="notifications"),
 ]

@@ -85,3 +85,38 @@ def scan_start(request):
     job = services.conflict_scan_start(actor=request.user)
     messages.success(request, _("The full conflict scan was queued."))
     return redirect("core:job_detail", job_id=job.pk)
+
+
+def stale(request):
+    _require_watcher(request)
+    return render(request, "health/stale.html", {"rows": selectors.stale_list(user=request.user), "section": "stale"})
+
+
+@require_POST
+def mark_reviewed(request, pk):
+    from knowledge.policy import document_policy
+
+    _require_watcher(request)
+    document = document_policy.instance_for_user(request.user, "view", pk)
+    try:
+        services.document_mark_reviewed(actor=request.user, document=document, note=request.POST.get("note", ""),
+                                        ip=client_ip(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Marked as reviewed."))
+    return redirect("health:stale")
+
+
+def notifications(request):
+    if request.method == "POST":
+        if request.POST.get("action") == "read":
+            services.notifications_mark_read(user=request.user)
+        else:
+            services.notification_preferences_set(user=request.user, enabled_kinds=set(request.POST.getlist("kind")))
+            messages.success(request, _("Your notification settings were saved."))
+        return redirect("health:notifications")
+    return render(request, "health/notifications.html", {
+        "rows": selectors.notification_list(user=request.user), "kinds": selectors.notification_kinds(user=request.user),
+        "section": "notifications",
+    })
