@@ -132,7 +132,8 @@ class Notification(models.Model):
     kind = models.CharField(max_length=16, choices=NotificationKind.choices)
     event = models.CharField(max_length=100)
     period = models.CharField(max_length=20)
-    message = models.CharField(max_length=500)
+    message = models.CharField(max_length=500)  # as e-mailed; the page re-renders it in the reader's language
+    subject = models.CharField(max_length=300, blank=True)  # what it is about (a document title)
     url = models.CharField(max_length=300, blank=True)
     emailed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)

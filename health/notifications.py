@@ -39,7 +39,8 @@ def department_managers(department_ids) -> dict[int, list[Any]]:
     return out
 
 
-def notification_send(*, user: Any, kind: str, event: str, message: str, url: str = "", day: dt.date | None = None):
+def notification_send(*, user: Any, kind: str, event: str, message: str, url: str = "", subject: str = "",
+                      day: dt.date | None = None):
     """Create the notification of this event and period unless it exists or the kind is off;
     e-mail it once, after the row commits. Returns the new row or None."""
     if NotificationOptOut.objects.filter(user=user, kind=kind).exists():
@@ -48,7 +49,7 @@ def notification_send(*, user: Any, kind: str, event: str, message: str, url: st
     try:
         with transaction.atomic():
             row = Notification.objects.create(user=user, kind=kind, event=event[:100], period=period,
-                                              message=message[:500], url=url[:300])
+                                              message=message[:500], subject=subject[:300], url=url[:300])
     except IntegrityError:
         return None  # already notified of this event in this period
     if user.email:

@@ -295,7 +295,7 @@ def stale_scan(*, today=None) -> dict:
         for user in managers.get(doc.knowledge_base.department_id, []):
             message = _("Needs review: %(title)s") % {"title": doc.title}
             if notification_send(user=user, kind=NotificationKind.STALE, event=f"stale:{doc.pk}", message=message,
-                                 url=reverse("health:stale"), day=today):
+                                 subject=doc.title, url=reverse("health:stale"), day=today):
                 sent += 1
     return {"stale": len(stale), "notifications": sent}
 

@@ -39,8 +39,10 @@ def findings(people, credit, hr):
 def test_health_pages_render_in_both_languages(page, people, findings, language):
     login(page, people["credit_manager"])
     page.goto("/health/")
-    page.select_option("#language-select", language)
+    with page.expect_navigation():
+        page.select_option("#language-select", language)
     page.wait_for_load_state("load")
+    assert page.locator("h1").inner_text() == {"en": "Knowledge health", "zh-hans": "知识健康"}[language]
     for url in PAGES:
         response = page.goto(url)
         assert response.status == 200, url
