@@ -99,7 +99,10 @@ def overview(*, user: Any, days: int = 30) -> dict:
                       .values_list("day").annotate(n=Count("pk")).values_list("day", "n"))
         return [counts.get(today - dt.timedelta(days=d), 0) for d in range(days - 1, -1, -1)]
 
+    chat = _chat_figures(departments, since=since, per_day=per_day)
     return {
+        **chat,
+        "running_training_jobs": _running_training_jobs(user, departments),
         "documents_by_state": [(label, by_state.get(value, 0)) for value, label in DocumentState.choices],
         "pending_reviews": Review.objects.filter(document__in=documents, state=ReviewState.OPEN).count(),
         "past_review_by": documents.exclude(state=DocumentState.ARCHIVED).filter(review_by__lt=today).count(),
@@ -111,8 +114,37 @@ def overview(*, user: Any, days: int = 30) -> dict:
             "days": [(today - dt.timedelta(days=d)).isoformat() for d in range(days - 1, -1, -1)],
             "conflicts": per_day(conflicts),
             "carry_overs": per_day(carry_overs),
+            "questions": chat.pop("questions_per_day"),
         },
     }
+
+
+def _chat_figures(departments, *, since, per_day) -> dict:
+    """Questions asked by members of the watched departments (assistant turns), over the window."""
+    from accounts.models import Membership
+    from chat.models import Message, MessageStatus, Role
+
+    askers = Membership.objects.filter(department__in=departments).values("user")
+    answers = Message.objects.filter(role=Role.ASSISTANT, conversation__user__in=askers)
+    recent = answers.filter(created_at__gte=since)
+    total = recent.count()
+    no_answer = recent.filter(status=MessageStatus.NO_KNOWLEDGE).count()
+    rated = recent.filter(feedback__isnull=False).distinct().count()
+    return {
+        "questions": total,
+        "no_answer_rate": round(100 * no_answer / total, 1) if total else 0,
+        "feedback_rate": round(100 * rated / total, 1) if total else 0,
+        "questions_per_day": per_day(answers),
+    }
+
+
+def _running_training_jobs(user, departments) -> int:
+    """Fine-tuning jobs of the watched departments that this user may see and that are running."""
+    from core.models import JobStatus
+    from training.policy_jobs import fine_tuning_job_policy
+
+    jobs = fine_tuning_job_policy.instances_user_has_permission_for(user, "view").filter(department__in=departments)
+    return jobs.filter(cancelled_at__isnull=True, run_job__status=JobStatus.RUNNING).count()  # as FineTuningJob.status
 
 
 def stale_list(*, user: Any):

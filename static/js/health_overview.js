@@ -11,6 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
       datasets: [
         { label: canvas.dataset.conflicts, data: data.conflicts },
         { label: canvas.dataset.carryOvers, data: data.carry_overs },
+        { label: canvas.dataset.questions, data: data.questions },
       ],
     },
     options: { animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
