@@ -38,5 +38,7 @@ app.conf.beat_schedule = {
     "bm25-statistics-rollup": {
         "task": "retrieval.bm25_statistics_rollup", "schedule": 60.0, "options": {"queue": Queue.DEFAULT.value},
     },
+    # Knowledge health: stale documents, notified once per period (health/services.py).
+    "health-stale-scan": {"task": "health.stale_scan", "schedule": 24 * 60 * 60.0, "options": {"queue": Queue.DEFAULT.value}},
 }
 app.autodiscover_tasks()

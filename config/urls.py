@@ -34,6 +34,7 @@ urlpatterns = [
     path("training/", include("training.urls")),
     path("sources/", include("sources.urls")),
     path("retrieval/", include("retrieval.urls")),
+    path("health/", include("health.urls")),
     # Browsers ask for /favicon.ico on their own; answer with the vendored icon.
     path("favicon.ico", login_not_required(RedirectView.as_view(url=static("favicon.svg"))), name="favicon"),
     path("i18n/setlang/", account_views.set_language, name="set_language"),

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "training",
     "sources",
     "retrieval",
+    "health",
 ]
 
 MIDDLEWARE = [
@@ -59,6 +60,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
+                "health.context_processors.health_navigation",
             ],
         },
     },
@@ -110,3 +112,11 @@ SPECTACULAR_SETTINGS = {
     # Sources and their allowlist entries share one kind enum.
     "ENUM_NAME_OVERRIDES": {"SourceKindEnum": "sources.models.SourceKind"},
 }
+
+# Notifications (knowledge health): Django's e-mail backend; the console one unless configured.
+from config.env import env_str  # noqa: E402
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "console@localhost")
+# Length of a knowledge-health period: a stale document notifies once per period; "reviewed" clears it for one.
+HEALTH_PERIOD_DAYS = env_int("HEALTH_PERIOD_DAYS", 30)

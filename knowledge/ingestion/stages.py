@@ -27,6 +27,7 @@ from retrieval.indexing import index_chunks, searchable_changed
 from retrieval.tokenize import language
 
 from .. import embedding
+from ..signals import searchable_chunks_changed
 from ..models import (
     Chunk,
     ChunkVector,
@@ -325,4 +326,5 @@ def sync_searchable(document_ids: list[int]) -> None:
         ChunkVector.objects.filter(chunk_id__in=removed).update(searchable=False)
     if added or removed:
         searchable_changed(added=added, removed=removed)
+        searchable_chunks_changed.send(sender=Chunk, added=added, removed=removed)
 

@@ -12,12 +12,12 @@ def nav_entries(html: str) -> set[str]:
 
 
 DEMO_NAV = {
-    "admin": {"knowledge", "chat", "training", "compliance", "admin"},
-    "credit_manager": {"knowledge", "chat"},
+    "admin": {"knowledge", "chat", "training", "compliance", "admin", "health"},
+    "credit_manager": {"knowledge", "chat", "health"},
     "credit_employee": {"knowledge", "chat"},
-    "hr_manager": {"knowledge", "chat"},
+    "hr_manager": {"knowledge", "chat", "health"},
     "hr_employee": {"knowledge", "chat"},
-    "compliance_reviewer": {"knowledge", "chat", "compliance"},
+    "compliance_reviewer": {"knowledge", "chat", "compliance", "health"},
 }
 
 

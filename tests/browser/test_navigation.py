@@ -4,15 +4,15 @@ from tests.browser.conftest import login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALL = {"knowledge", "chat", "training", "compliance", "admin"}
+ALL = {"knowledge", "chat", "training", "compliance", "admin", "health"}
 
 
 @pytest.mark.parametrize(
     "username,expected",
     [
-        ("credit_manager", {"knowledge", "chat", "hit-testing"}),
+        ("credit_manager", {"knowledge", "chat", "hit-testing", "health"}),
         ("credit_employee", {"knowledge", "chat"}),
-        ("reviewer", {"knowledge", "chat", "compliance"}),
+        ("reviewer", {"knowledge", "chat", "compliance", "health"}),
         ("superuser", ALL | {"hit-testing"}),
     ],
 )

@@ -1,0 +1,181 @@
+"""Reads of knowledge health, always for an acting user (scoped by health/policy.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+from knowledge.policy import document_policy
+from knowledge.models import Chunk, Document, DocumentState, IngestionStatus, Review, ReviewState, VersionIngestion
+
+from .models import CarryOver, Conflict, FindingStatus
+from .policy import carry_over_policy, conflict_policy, health_departments, readable_chunk_ids, readable_document_ids
+
+
+def highlight(text: str, start: int, end: int, *, around: int = 160) -> str:
+    """The passage around the value, escaped, with the value in <mark>."""
+    left = max(0, start - around)
+    right = min(len(text), end + around)
+    html = (
+        ("…" if left else "") + escape(text[left:start]) + "<mark>" + escape(text[start:end]) + "</mark>"
+        + escape(text[end:right]) + ("…" if right < len(text) else "")
+    )
+    return mark_safe(html)  # noqa: S308 (every piece escaped above)
+
+
+@dataclass
+class Side:
+    document: Document
+    version_number: int
+    owner: Any
+    value: str
+    readable: bool
+    passage: str = ""
+    editable: bool = False
+
+
+def _sides(user, rows, pairs):
+    chunk_ids = {c for pair in pairs for c, _span, _value in pair}
+    chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=chunk_ids).select_related(
+        "version", "document__owner", "document__knowledge_base__department")}
+    readable = readable_chunk_ids(user, chunk_ids)
+    editable = set(document_policy.instances_user_has_permission_for(user, "change").filter(
+        pk__in={c.document_id for c in chunks.values()}).values_list("pk", flat=True))
+    out = []
+    for row, pair in zip(rows, pairs, strict=True):
+        sides = []
+        for chunk_id, span, value in pair:
+            chunk = chunks[chunk_id]
+            ok = chunk_id in readable
+            sides.append(Side(document=chunk.document, version_number=chunk.version.number, owner=chunk.document.owner,
+                              value=value, readable=ok, passage=highlight(chunk.text, *span) if ok else "",
+                              editable=ok and chunk.document_id in editable))
+        out.append((row, sides))
+    return out
+
+
+def conflict_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int = 200) -> list[tuple[Conflict, list[Side]]]:
+    rows = list(conflict_policy.instances_user_has_permission_for(user, "view").filter(status=status)[:limit])
+    pairs = [((r.chunk_a_id, r.span_a, r.value_a), (r.chunk_b_id, r.span_b, r.value_b)) for r in rows]
+    return _sides(user, rows, pairs)
+
+
+def carry_over_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int = 200):
+    """Each finding with its stale passage, and the change that made it stale when readable."""
+    rows = list(carry_over_policy.instances_user_has_permission_for(user, "view").filter(status=status)
+                .select_related("change_document", "change_version", "previous_version")[:limit])
+    pairs = [((r.chunk_id, r.span, r.old_value),) for r in rows]
+    readable_changes = readable_document_ids(user, {r.change_document_id for r in rows})
+    return [(row, sides[0], row.change_document_id in readable_changes) for row, sides in _sides(user, rows, pairs)]
+
+
+def conflict_get(*, user: Any, pk: Any, action: str = "view") -> Conflict:
+    return conflict_policy.instance_for_user(user, action, pk)
+
+
+def carry_over_get(*, user: Any, pk: Any, action: str = "view") -> CarryOver:
+    return carry_over_policy.instance_for_user(user, action, pk)
+
+
+def overview(*, user: Any, days: int = 30) -> dict:
+    """The figures of the overview, each over the departments whose knowledge `user` watches."""
+    departments = health_departments(user).values("pk")
+    documents = Document.objects.filter(knowledge_base__department__in=departments)
+    by_state = dict(documents.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    today = timezone.localdate()
+    conflicts = conflict_policy.instances_user_has_permission_for(user, "view")
+    carry_overs = carry_over_policy.instances_user_has_permission_for(user, "view")
+    since = timezone.now() - dt.timedelta(days=days)
+
+    def per_day(queryset):
+        counts = dict(queryset.filter(created_at__gte=since).annotate(day=TruncDate("created_at"))
+                      .values_list("day").annotate(n=Count("pk")).values_list("day", "n"))
+        return [counts.get(today - dt.timedelta(days=d), 0) for d in range(days - 1, -1, -1)]
+
+    chat = _chat_figures(departments, since=since, per_day=per_day)
+    return {
+        **chat,
+        "running_training_jobs": _running_training_jobs(user, departments),
+        "documents_by_state": [(label, by_state.get(value, 0)) for value, label in DocumentState.choices],
+        "pending_reviews": Review.objects.filter(document__in=documents, state=ReviewState.OPEN).count(),
+        "past_review_by": documents.exclude(state=DocumentState.ARCHIVED).filter(review_by__lt=today).count(),
+        "open_conflicts": conflicts.filter(status=FindingStatus.OPEN).count(),
+        "open_carry_overs": carry_overs.filter(status=FindingStatus.OPEN).count(),
+        "ingestion_failures": VersionIngestion.objects.filter(
+            status=IngestionStatus.FAILED, version__document__in=documents).count(),
+        "trend": {
+            "days": [(today - dt.timedelta(days=d)).isoformat() for d in range(days - 1, -1, -1)],
+            "conflicts": per_day(conflicts),
+            "carry_overs": per_day(carry_overs),
+            "questions": chat.pop("questions_per_day"),
+        },
+    }
+
+
+def _chat_figures(departments, *, since, per_day) -> dict:
+    """Questions asked by members of the watched departments (assistant turns), over the window."""
+    from accounts.models import Membership
+    from chat.models import Message, MessageStatus, Role
+
+    askers = Membership.objects.filter(department__in=departments).values("user")
+    answers = Message.objects.filter(role=Role.ASSISTANT, conversation__user__in=askers)
+    recent = answers.filter(created_at__gte=since)
+    total = recent.count()
+    no_answer = recent.filter(status=MessageStatus.NO_KNOWLEDGE).count()
+    rated = recent.filter(feedback__isnull=False).distinct().count()
+    return {
+        "questions": total,
+        "no_answer_rate": round(100 * no_answer / total, 1) if total else 0,
+        "feedback_rate": round(100 * rated / total, 1) if total else 0,
+        "questions_per_day": per_day(answers),
+    }
+
+
+def _running_training_jobs(user, departments) -> int:
+    """Fine-tuning jobs of the watched departments that this user may see and that are running."""
+    from core.models import JobStatus
+    from training.policy_jobs import fine_tuning_job_policy
+
+    jobs = fine_tuning_job_policy.instances_user_has_permission_for(user, "view").filter(department__in=departments)
+    return jobs.filter(cancelled_at__isnull=True, run_job__status=JobStatus.RUNNING).count()  # as FineTuningJob.status
+
+
+def stale_list(*, user: Any):
+    """Stale documents of the departments `user` watches, with their reasons (labels)."""
+    from .models import StaleReason
+    from .services import stale_documents
+
+    documents = Document.objects.filter(knowledge_base__department__in=health_departments(user).values("pk"))
+    stale = stale_documents(documents=documents)
+    editable = set(document_policy.instances_user_has_permission_for(user, "change").filter(pk__in=list(stale)).values_list("pk", flat=True))
+    rows = Document.objects.filter(pk__in=list(stale)).select_related("owner", "knowledge_base__department").order_by("title")
+    labels = dict(StaleReason.choices)
+    return [(doc, [labels[r] for r in stale[doc.pk]], doc.pk in editable) for doc in rows]
+
+
+def notification_list(*, user: Any, limit: int = 100):
+    from .models import Notification
+
+    return list(Notification.objects.filter(user=user)[:limit])
+
+
+def unread_count(*, user: Any) -> int:
+    from .models import Notification
+
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def notification_kinds(*, user: Any):
+    from .models import NotificationKind, NotificationOptOut
+
+    off = set(NotificationOptOut.objects.filter(user=user).values_list("kind", flat=True))
+    return [(value, label, value not in off) for value, label in NotificationKind.choices]

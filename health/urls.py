@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "health"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("conflicts/", views.conflicts, name="conflicts"),
+    path("conflicts/<int:pk>/dismiss/", views.conflict_dismiss, name="conflict_dismiss"),
+    path("conflicts/scan/", views.scan_start, name="scan_start"),
+    path("carried-over/", views.carry_overs, name="carry_overs"),
+    path("carried-over/<int:pk>/dismiss/", views.carry_over_dismiss, name="carry_over_dismiss"),
+    path("stale/", views.stale, name="stale"),
+    path("stale/<int:pk>/reviewed/", views.mark_reviewed, name="mark_reviewed"),
+    path("notifications/", views.notifications, name="notifications"),
+]
