@@ -173,7 +173,7 @@ class DocumentViewSet(PolicyModelViewSet):
     def versions(self, request, pk=None):
         document = self.get_object()
         versions = selectors.version_list(user=request.user, document=document)
-        return Response(VersionSummarySerializer(versions, many=True).data)
+        return Response(VersionSummarySerializer(versions, many=True, context={"request": request}).data)
 
     @extend_schema(
         summary="Save an edit as a new version",
@@ -207,11 +207,11 @@ class DocumentViewSet(PolicyModelViewSet):
                 "detail": str(conflict),
                 "code": "version_conflict",
                 "base_version": data["base_version"],
-                "latest": VersionSerializer(conflict.latest).data,
+                "latest": VersionSerializer(conflict.latest, context={"request": request}).data,
                 "content": conflict.content,
             }
             return Response(body, status=status.HTTP_409_CONFLICT)
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Compare two versions, word by word",
@@ -235,8 +235,8 @@ class DocumentViewSet(PolicyModelViewSet):
         return Response(
             {
                 "document": document.pk,
-                "from_version": VersionSummarySerializer(old).data,
-                "to_version": VersionSummarySerializer(new).data,
+                "from_version": VersionSummarySerializer(old, context={"request": request}).data,
+                "to_version": VersionSummarySerializer(new, context={"request": request}).data,
                 "diff": diff_texts(version_text(old), version_text(new)),
             }
         )
@@ -272,7 +272,7 @@ class DocumentViewSet(PolicyModelViewSet):
                 to_number=serializer.validated_data["to_number"],
                 ip=client_ip(request),
             )
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Archive the document", request=None, responses={200: DocumentSerializer, 409: STATE_ERROR})
     @action(detail=True, methods=["post"])
@@ -296,7 +296,7 @@ class VersionViewSet(PolicyReadOnlyViewSet):
     serializer_class = VersionSerializer
 
     def refine_queryset(self, queryset):
-        queryset = queryset.select_related("author").order_by("document_id", "-number")
+        queryset = queryset.select_related("author", "document__knowledge_base").order_by("document_id", "-number")
         document = self.request.query_params.get("document")
         if self.action == "list" and document:
             if not document.isdigit():
