@@ -176,7 +176,7 @@ class DocumentViewSet(PolicyModelViewSet):
         document = self.get_object()
         versions = selectors.version_list(user=request.user, document=document)
         page = self.paginate_queryset(versions)
-        return self.get_paginated_response(VersionSummarySerializer(page, many=True).data)
+        return self.get_paginated_response(VersionSummarySerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(
         summary="Save an edit as a new version",
@@ -210,11 +210,11 @@ class DocumentViewSet(PolicyModelViewSet):
                 "detail": str(conflict),
                 "code": "version_conflict",
                 "base_version": data["base_version"],
-                "latest": VersionSerializer(conflict.latest).data,
+                "latest": VersionSerializer(conflict.latest, context={"request": request}).data,
                 "content": conflict.content,
             }
             return Response(body, status=status.HTTP_409_CONFLICT)
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Compare two versions, word by word",
@@ -238,8 +238,8 @@ class DocumentViewSet(PolicyModelViewSet):
         return Response(
             {
                 "document": document.pk,
-                "from_version": VersionSummarySerializer(old).data,
-                "to_version": VersionSummarySerializer(new).data,
+                "from_version": VersionSummarySerializer(old, context={"request": request}).data,
+                "to_version": VersionSummarySerializer(new, context={"request": request}).data,
                 "diff": diff_texts(version_text(old), version_text(new)),
             }
         )
@@ -275,7 +275,7 @@ class DocumentViewSet(PolicyModelViewSet):
                 to_number=serializer.validated_data["to_number"],
                 ip=client_ip(request),
             )
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return Response(VersionSerializer(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Archive the document (a published one needs a reason)",
@@ -327,7 +327,7 @@ class VersionViewSet(PolicyReadOnlyViewSet):
     serializer_class = VersionSerializer
 
     def refine_queryset(self, queryset):
-        queryset = queryset.select_related("author").order_by("document_id", "-number")
+        queryset = queryset.select_related("author", "document__knowledge_base").order_by("document_id", "-number")
         document = self.request.query_params.get("document")
         if self.action == "list" and document:
             if not document.isdigit():

@@ -122,7 +122,7 @@ def version_list(*, user: Any, document: Document) -> QuerySet[DocumentVersion]:
     return (
         version_policy.instances_user_has_permission_for(user, "view")
         .filter(document=document)
-        .select_related("author", "parent")
+        .select_related("author", "parent", "document__knowledge_base")
         .order_by("-number")
     )
 

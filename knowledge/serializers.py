@@ -35,6 +35,7 @@ class KnowledgeBaseUpdateSerializer(KnowledgeBaseSerializer):
 class VersionSummarySerializer(serializers.ModelSerializer):
     author_username = serializers.CharField(source="author.username", read_only=True)
     has_file = serializers.BooleanField(read_only=True)
+    parent = serializers.SerializerMethodField()
 
     class Meta:
         model = DocumentVersion
@@ -43,6 +44,13 @@ class VersionSummarySerializer(serializers.ModelSerializer):
             "has_file", "file_name", "file_size", "file_mime", "file_sha256", "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_parent(self, version: DocumentVersion) -> int | None:
+        # The parent may be a draft: only its editors and reviewers learn that it exists (fail closed
+        # without a request).
+        access = request_knowledge_access(self.context.get("request"))
+        return version.parent_id if access.sees_drafts(version.document) else None
 
 
 class VersionSerializer(VersionSummarySerializer):
@@ -81,7 +89,7 @@ class DocumentSerializer(serializers.ModelSerializer):
     knowledge_base_name = serializers.CharField(source="knowledge_base.name", read_only=True)
     state = serializers.SerializerMethodField()
     latest_version = serializers.SerializerMethodField()
-    live_version = VersionSummarySerializer(read_only=True, allow_null=True)
+    live_version = serializers.SerializerMethodField()
 
     class Meta:
         model = Document
@@ -101,8 +109,17 @@ class DocumentSerializer(serializers.ModelSerializer):
     @extend_schema_field(VersionSummarySerializer(allow_null=True))
     def get_latest_version(self, document: Document):
         # Readers never see drafts: their latest version is the live one.
-        latest = self._access().latest_version(document)
-        return None if latest is None else VersionSummarySerializer(latest).data
+        return self._version_data(document, self._access().latest_version(document))
+
+    @extend_schema_field(VersionSummarySerializer(allow_null=True))
+    def get_live_version(self, document: Document):
+        return self._version_data(document, document.live_version)
+
+    def _version_data(self, document: Document, version: DocumentVersion | None):
+        if version is None:
+            return None
+        version.document = document  # known already: no query per row for the parent rule
+        return VersionSummarySerializer(version, context=self.context).data
 
 
 @extend_schema_field(OpenApiTypes.INT)

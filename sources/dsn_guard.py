@@ -67,7 +67,10 @@ class Target:
 
         params = {**self.params, "host": self.host, "hostaddr": self.address, "port": str(self.port),
                   "passfile": NO_PASSFILE, **extra}
-        return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
+        params = {k: v for k, v in params.items() if v not in (None, "")}
+        # An explicit (empty) password: libpq would otherwise send the product's own PGPASSWORD.
+        params.setdefault("password", "")
+        return make_conninfo(**params)
 
 
 def dialect(dsn: str) -> str:

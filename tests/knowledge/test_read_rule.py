@@ -189,3 +189,28 @@ def test_the_document_list_asks_the_policy_without_a_query_per_row(kb, people):
     for _ in range(5):
         services.edit_lock_acquire(actor=manager, document=published_document(kb, manager, people["credit_reviewer"]))
     assert queries() == few
+
+
+def test_a_reader_never_learns_the_id_of_a_sent_back_parent_version(kb, people, credit):
+    manager, reviewer = people["credit_manager"], people["credit_reviewer"]
+    doc = published_document(kb, manager, reviewer, content="v1")
+    services.document_version_create(actor=manager, document=doc, content="v2", base_version_number=1, change_note="2")
+    services.review_request_changes(
+        actor=reviewer, review=services.document_submit(actor=manager, document=doc), comment="no"
+    )
+    services.document_version_create(actor=manager, document=doc, content="v3", base_version_number=2, change_note="3")
+    services.review_approve(actor=reviewer, review=services.document_submit(actor=manager, document=doc))
+    hidden = doc.versions.get(number=2).pk
+    reader = Client()
+    reader.force_login(member(credit, Role.EMPLOYEE, "reader"))
+    for url in (f"/api/documents/{doc.pk}/versions/", f"/api/versions/?document={doc.pk}",
+                f"/api/versions/{doc.versions.get(number=3).pk}/"):
+        response = reader.get(url)
+        assert response.status_code == 200
+        rows = response.json()
+        rows = rows.get("results", [rows]) if isinstance(rows, dict) else rows
+        assert rows and all(row["parent"] is None for row in rows), url
+    editor = Client()
+    editor.force_login(manager)
+    rows = editor.get(f"/api/documents/{doc.pk}/versions/").json()
+    assert {row["number"]: row["parent"] for row in rows}[3] == hidden

@@ -242,3 +242,16 @@ def test_the_source_page_shows_the_refusal_on_the_connection_field(kb, manager, 
     page = response.content.decode()
     assert "不允许通过 Unix 套接字连接" in page or "本产品自身的数据库" in page
     assert not Source.objects.exists()
+
+
+def test_a_dsn_without_password_never_sends_the_products_pgpassword(kb, manager, rows, monkeypatch):
+    # The product's environment may hold PGPASSWORD for its own database; libpq would send it to a
+    # source's server whenever the source's DSN names no password.
+    monkeypatch.setenv("PGPASSWORD", READER_PASSWORD)
+    dsn = rows.source_dsn.replace(f":{READER_PASSWORD}@", "@")
+    assert READER_PASSWORD not in dsn
+    source = sql_source(kb, manager, dsn, rows.table)
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED
+    assert "password" in sync.error.lower()
+    assert not Document.objects.filter(knowledge_base=kb).exists()
