@@ -10,19 +10,22 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("config", "accounts", "core", "knowledge", "sources", "retrieval", "llm", "chat", "training")
+APPS = ("config", "accounts", "core", "knowledge", "sources", "retrieval", "llm", "chat", "training", "health")
 
 # What each app may import from the other apps (a module or package prefix).
 MAY_IMPORT = {
     "config": (),  # config.urls, the URL conf, is the one exception: it mounts every app
     "core": ("config", "accounts"),
     "accounts": ("config", "core", "knowledge.policy", "training.policy"),  # the top bar asks the policies
-    "knowledge": ("config", "core", "accounts", "retrieval.indexing"),  # the index stage writes BM25 postings
+    # the index stage writes BM25 postings and records each chunk's language
+    "knowledge": ("config", "core", "accounts", "retrieval.indexing", "retrieval.tokenize"),
     "sources": ("config", "core", "accounts", "knowledge.models", "knowledge.policy", "knowledge.services"),
     "retrieval": ("config", "core", "accounts", "knowledge"),
     "llm": ("config", "retrieval.tokenize", "sources.crypto"),
     "chat": ("config", "core", "accounts", "knowledge", "retrieval", "llm", "sources.crypto"),
-    "training": ("config", "core", "accounts", "knowledge", "llm", "retrieval"),
+    # RAG evaluation asks through the chat pipeline; datasets read chat feedback
+    "training": ("config", "core", "accounts", "knowledge", "llm", "retrieval", "chat"),
+    "health": ("config", "core", "accounts", "knowledge", "sources.models", "retrieval", "chat", "training.policy_jobs"),
 }
 
 # Ingestion's public surface for other apps; stages, sql, tasks, views, forms, uploads are its own.
