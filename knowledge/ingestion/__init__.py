@@ -1,7 +1,7 @@
 """Ingestion: everything that turns an upload or a saved version into searchable chunks.
 
 Pure library (no database, no Django models; importable on its own):
-    blocks, archive, detect, extract, clean, chunk, entities, errors
+    blocks, archive, detect, extract, clean, chunk, entities, errors, title
 
     document = extract(data, filename, max_bytes=..., max_uncompressed_bytes=...)
     document = clean_document(document)
@@ -16,6 +16,7 @@ Django side, one job per file (see README "How it is built"):
     tasks       the Celery task and the re-embedding job handler (thin: ids in, a service called)
     uploads     files and .zip archives into documents and versions, through knowledge.services
     forms, views, urls   the ingestion pages (status, retry, chunks, upload, embedding model)
+    api, api_urls        multipart uploads through the API
 
 This package's __init__ imports only the pure library.
 """

@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.viewsets import PolicyViewSetMixin
@@ -81,7 +80,6 @@ def _upload(request, *, knowledge_base, files, document=None, change_note=""):
 class KnowledgeBaseUploadViewSet(PolicyViewSetMixin, viewsets.GenericViewSet):
     policy = knowledge_base_policy
     policy_actions = {"uploads": "change"}
-    parser_classes = [MultiPartParser]
     serializer_class = KnowledgeBaseUploadSerializer
 
     @extend_schema(
@@ -104,7 +102,6 @@ class KnowledgeBaseUploadViewSet(PolicyViewSetMixin, viewsets.GenericViewSet):
 class DocumentUploadViewSet(PolicyViewSetMixin, viewsets.GenericViewSet):
     policy = document_policy
     policy_actions = {"uploads": "change"}
-    parser_classes = [MultiPartParser]
     serializer_class = DocumentUploadSerializer
 
     def refine_queryset(self, queryset):
