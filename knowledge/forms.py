@@ -190,6 +190,7 @@ AUDIT_ACTION_CHOICES = [
     ("edit_lock_break", _("Edit lock broken")),
     ("edit_lock_takeover", _("Edit lock taken over")),
     ("source_sync", _("Source sync requested")),
+    ("source_sync_finished", _("Source sync finished")),
     ("ingest_retry", _("Ingestion retried")),
     ("embedding_rebuild", _("Embeddings rebuilt")),
     ("rotate_credentials", _("Credentials rotated")),

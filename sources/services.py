@@ -359,6 +359,12 @@ def source_sync_run(*, sync_id: int) -> SourceSync:
             progress=1.0, **counts,
         )
         Source.objects.filter(pk=source.pk).update(last_sync=sync.pk)
+        # Every run's outcome is on the compliance trail, the scheduled ones too (actor: who asked, or "system").
+        audit_log(
+            actor=sync.requested_by, action="source_sync_finished", obj=source,
+            department=source.knowledge_base.department, sync_id=sync.pk, trigger=sync.trigger, status=status,
+            error=error[:500], fetched=fetched, **counts,
+        )
     sync.refresh_from_db()
     return sync
 

@@ -51,3 +51,29 @@ def test_anonymous_is_sent_to_login(client, db):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert client.get("/api/sources/").status_code in (401, 403)
+
+
+def test_every_sync_outcome_is_on_the_compliance_trail_scheduled_ones_too(kb, manager, rows, people, client_for):
+    due = scheduled(kb, manager, rows)
+    Source.objects.filter(pk=due.pk).update(next_sync_at=timezone.now() - datetime.timedelta(minutes=1))
+    assert sync_due_sources() == 1
+    sync = SourceSync.objects.get()
+    source_sync_task.apply(args=[sync.pk]).get()
+    broken = scheduled(kb, manager, rows, name="Broken", query="SELECT * FROM no_such_table")
+    Source.objects.filter(pk=broken.pk).update(next_sync_at=timezone.now() - datetime.timedelta(minutes=1))
+    assert sync_due_sources() == 1
+    source_sync_task.apply(args=[SourceSync.objects.get(source=broken).pk]).get()
+
+    from core.models import AuditEntry
+
+    rows_ = {e.object_id: e for e in AuditEntry.objects.filter(action="source_sync_finished")}
+    ok, failed = rows_[str(due.pk)], rows_[str(broken.pk)]
+    assert (ok.actor_username, ok.details["status"], ok.details["created"]) == ("system", "succeeded", 3)
+    assert ok.details["trigger"] == "schedule" and ok.department_id == kb.department_id
+    assert failed.details["status"] == "failed" and "no_such_table" in failed.details["error"]
+
+    page = client_for(people["credit_reviewer"]).get("/knowledge/compliance/", {"action": "source_sync_finished"})
+    assert page.status_code == 200
+    assert page.content.decode().count("Source sync finished") >= 2
+    hidden = client_for(people["hr_manager"]).get("/knowledge/compliance/", {"action": "source_sync_finished"})
+    assert "Nightly" not in hidden.content.decode()
