@@ -3,10 +3,9 @@ the publish hook queued, run in this process through core's job_execute."""
 
 from core.models import Job
 from core.services import job_execute
-from knowledge import pipeline
 from knowledge.models import Document
 from knowledge.services import document_submit, document_version_create, review_approve
-from tests.factories import document
+from tests.factories import document, ingest
 
 
 def run_health_jobs() -> list[dict]:
@@ -17,7 +16,7 @@ def run_health_jobs() -> list[dict]:
 
 
 def publish(doc: Document, author, reviewer=None) -> Document:
-    pipeline.version_ingest_run(version_id=doc.latest_version_id)
+    ingest(doc.latest_version_id)
     review = document_submit(actor=author, document=doc)
     if review is not None:
         review_approve(actor=reviewer, review=review)
