@@ -10,12 +10,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
-        self.mode = "ok"  # ok | reasoning_content | think_tags | slow | garbage | http500 | hang | cut
-        self.answer_pieces = ["Loan applications above one million yuan ", "need approval by the credit committee. [1]"]
-        self.reasoning_pieces = ["The user asks who approves. ", "Source 1 says the committee."]
-        self.delay = 0.0
+    """`mode`: ok | reasoning_content | think_tags | slow | garbage | http500 | hang | cut.
+    `usage`: what the non-streaming answer reports; `stream_usage`: the final stream chunk's.
+    `delay`: seconds before each streamed chunk. `finished` is set when a request's handler ends."""
+
+    def __init__(self, *, mode: str = "ok", answer_pieces: list[str] | None = None,
+                 reasoning_pieces: list[str] | None = None, delay: float = 0.0,
+                 usage: dict | None = None, stream_usage: dict | None = None) -> None:
+        self.mode = mode
+        self.answer_pieces = answer_pieces or ["Loan applications above one million yuan ",
+                                               "need approval by the credit committee. [1]"]
+        self.reasoning_pieces = reasoning_pieces or ["The user asks who approves. ", "Source 1 says the committee."]
+        self.delay = delay
+        self.usage = usage or {"prompt_tokens": 11, "completion_tokens": 7}
+        self.stream_usage = stream_usage or {"prompt_tokens": 42, "completion_tokens": 9}
         self.requests: list[dict] = []
+        self.finished = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -23,6 +33,8 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    url = base_url
 
     def __enter__(self):
         self.thread.start()
@@ -40,6 +52,12 @@ class FakeOpenAI:
                 pass
 
             def do_POST(self):
+                try:
+                    self._answer()
+                finally:
+                    fake.finished.set()
+
+            def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
@@ -59,7 +77,7 @@ class FakeOpenAI:
                         message["content"] = "<think>" + "".join(fake.reasoning_pieces) + "</think>" + content
                     self._send(200, {"id": "x", "object": "chat.completion", "choices": [
                         {"index": 0, "message": message, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 11, "completion_tokens": 7}})
+                        "usage": fake.usage})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -88,9 +106,12 @@ class FakeOpenAI:
                         self.wfile.flush()
                     except (BrokenPipeError, ConnectionResetError):
                         return
-                usage = {"id": "x", "choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": 9}}
-                self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
-                self.wfile.flush()
+                usage = {"id": "x", "choices": [], "usage": fake.stream_usage}
+                try:
+                    self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return
 
             def _send(self, status, payload):
                 data = json.dumps(payload).encode()

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import openai
@@ -20,6 +18,8 @@ from accounts.limits import usage_record
 from accounts.models import UsageDay
 from accounts.services import api_key_create, api_key_revoke
 from chat.models import Assistant, Citation, Conversation, EndpointKind, Message, MessageStatus, ModelEndpoint
+
+from .fake_openai import FakeOpenAI
 
 LOANS_QUESTION = "Who must approve loan applications above one million yuan?"
 HR_QUESTION = "How many days of annual leave do employees receive, and what are the salary bands?"
@@ -237,63 +237,15 @@ def test_raw_http_errors_have_openai_shape(live_server, people, company, key_for
 # A model server speaking the OpenAI streaming protocol: reasoning, then an answer citing [1].
 
 
-class FakeModelServer:
-    def __init__(self, *, delay: float = 0.0, pieces: int = 6):
-        self.delay, self.pieces = delay, pieces
-        self.requests = 0
-        self.finished = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                outer.requests += 1
-                length = int(self.headers.get("Content-Length") or 0)
-                json.loads(self.rfile.read(length))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-
-                def send(delta, usage=None):
-                    payload = {"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
-                    if usage:
-                        payload = {"id": "x", "object": "chat.completion.chunk", "choices": [], "usage": usage}
-                    self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
-                    self.wfile.flush()
-
-                try:
-                    send({"reasoning_content": "The sources say the committee approves. "})
-                    words = ["Loan", "applications", "above", "one", "million", "yuan", "need", "approval", "by", "the", "credit", "committee", "[1].", ""]
-                    for i in range(outer.pieces):
-                        send({"content": " ".join(words) if i == 0 else " The credit committee approves large loans [1]."})
-                        time.sleep(outer.delay)
-                    send({}, usage={"prompt_tokens": 120, "completion_tokens": 30})
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-                finally:
-                    outer.finished.set()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+def FakeModelServer(*, delay: float = 0.0, pieces: int = 6) -> FakeOpenAI:
+    """The one fake OpenAI-format server (tests/chat/fake_openai.py), as a reasoning model: its
+    reasoning in `reasoning_content`, then the answer in `pieces` chunks."""
+    words = "Loan applications above one million yuan need approval by the credit committee [1]. "
+    return FakeOpenAI(mode="reasoning_content", delay=delay,
+                      reasoning_pieces=["The sources say the committee approves. "],
+                      answer_pieces=[words] + [" The credit committee approves large loans [1]."] * (pieces - 1),
+                      usage={"prompt_tokens": 120, "completion_tokens": 30},
+                      stream_usage={"prompt_tokens": 120, "completion_tokens": 30})
 
 
 def _model_assistant(url: str) -> Assistant:
