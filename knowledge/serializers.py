@@ -176,6 +176,13 @@ class ReasonSerializer(serializers.Serializer):
         help_text=_("Why (audited). Required to archive a published document."),
     )
 
+    def validate(self, attrs):
+        # An action's body holds its reason and nothing else: a stray field is a mistake, not a no-op.
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({name: _("Unknown field.") for name in unknown})
+        return attrs
+
 
 class DiffSerializer(serializers.Serializer):
     document = serializers.IntegerField()

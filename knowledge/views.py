@@ -387,7 +387,7 @@ def document_archive(request, pk):
     document = selectors.document_get(user=request.user, pk=pk)
     if not request_knowledge_access(request).may_edit(document):
         raise PermissionDenied
-    form = ArchiveForm(request.POST or None)
+    form = ArchiveForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             services.document_archive(
