@@ -23,7 +23,7 @@ WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 # Interface words that are the same in both languages (names, formats, units).
 SAME_IN_BOTH = {
     "CSV", "JSON", "BM25", "API", "IP", "MRR", "DeepSeek", "SHA", "Markdown", "RRF", "PDF", "HTML", "URL", "MB",
-    "root", "credit", "manager", "reviewer", "UTC", "txt",
+    "root", "credit", "manager", "reviewer", "UTC", "txt", "csv", "jsonl", "LoRA", "alpha", "dropout", "HTTP", "SQL",
 }
 CHROME = "h1, h2, h3, th, button, label, .mainnav a, .tabs a, .actions a, .pagination, legend"
 
@@ -180,3 +180,41 @@ def test_upload_edit_archive_restore(page, people, credit, language, texts, tmp_
     assert Document.objects.get(pk=doc.pk).state == DocumentState.PUBLISHED
     actions = list(AuditEntry.objects.filter(object_id=str(doc.pk)).values_list("action", flat=True))
     assert AuditAction.ARCHIVE in actions and AuditAction.RESTORE in actions
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, people, site, language, width):
+    """Chat, training, health, sources, people and the system page: the same checks as the knowledge pages."""
+    page.set_viewport_size(dict(zip(("width", "height"), WIDTHS[width])))
+    login(page, people["superuser"])
+    page.goto("/")
+    _switch_language(page, language)
+    pages = {
+        "chat": reverse("chat:index"),
+        "assistants": reverse("chat:assistants"),
+        "endpoints": reverse("chat:endpoints"),
+        "training": reverse("training:index"),
+        "datasets": reverse("training:datasets:list"),
+        "jobs": reverse("training:job_list"),
+        "models": reverse("training:model_list"),
+        "health": reverse("health:index"),
+        "conflicts": reverse("health:conflicts"),
+        "carried-over": reverse("health:carry_overs"),
+        "stale": reverse("health:stale"),
+        "notifications": reverse("health:notifications"),
+        "sources": reverse("sources:list", args=[site["kb"].pk]),
+        "allowed-hosts": reverse("sources:allowed_hosts"),
+        "people": reverse("people:index"),
+        "usage": reverse("people:usage"),
+        "profile": reverse("accounts:profile"),
+        "system": reverse("core:system"),
+    }
+    problems = []
+    for name, url in pages.items():
+        response = page.goto(url, timeout=90_000)
+        assert response.status == 200, f"{name}: {response.status}"
+        page.wait_for_load_state("load")
+        problems += _problems(page, f"{language}-{width}-{name}", language)
+    assert not problems, problems
+    assert not page.errors
