@@ -63,10 +63,19 @@ def _thresholds(value: Any) -> str | None:
     return None
 
 
+def _optional(check):
+    def optional(value: Any) -> str | None:
+        expected = check(value) if value is not None else None
+        return _("%(expected)s, or null") % {"expected": expected} if expected else None
+
+    return optional
+
+
 RETRIEVAL_SETTINGS: dict[str, Any] = {
     "fusion": _choice("weighted", "rrf"),
     "weights": _weights,
     "weights_cjk_monolingual": _weights,
+    "bm25_weight_cross_language": _optional(_range(0, 10)),
     "dense_norm": _choice("floor", "minmax"),
     "dense_floor": _range(0, 0.99),
     "rrf_k": _range(1, 1000, integer=True),

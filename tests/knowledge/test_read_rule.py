@@ -212,5 +212,5 @@ def test_a_reader_never_learns_the_id_of_a_sent_back_parent_version(kb, people, 
         assert rows and all(row["parent"] is None for row in rows), url
     editor = Client()
     editor.force_login(manager)
-    rows = editor.get(f"/api/documents/{doc.pk}/versions/").json()
+    rows = editor.get(f"/api/documents/{doc.pk}/versions/").json()["results"]
     assert {row["number"]: row["parent"] for row in rows}[3] == hidden
