@@ -111,7 +111,9 @@ def test_the_purge_takes_publication_rows_with_their_versions(kb, people):
     assert not Document.objects.filter(pk=doc.pk).exists()
 
 
-def test_readers_open_an_old_published_version_but_not_a_sent_back_one(kb, people, credit):
+@pytest.fixture
+def sent_back_middle(kb, people):
+    """v1 published, v2 sent back by the reviewer, v3 (built on v2) published."""
     manager, reviewer = people["credit_manager"], people["credit_reviewer"]
     doc = published_document(kb, manager, reviewer, content="v1")
     services.document_version_create(actor=manager, document=doc, content="v2", base_version_number=1, change_note="2")
@@ -120,6 +122,11 @@ def test_readers_open_an_old_published_version_but_not_a_sent_back_one(kb, peopl
     )
     services.document_version_create(actor=manager, document=doc, content="v3", base_version_number=2, change_note="3")
     services.review_approve(actor=reviewer, review=services.document_submit(actor=manager, document=doc))
+    return doc
+
+
+def test_readers_open_an_old_published_version_but_not_a_sent_back_one(sent_back_middle, credit):
+    doc = sent_back_middle
     reader = member(credit, Role.EMPLOYEE, "reader")
     readable = version_policy.instances_user_has_permission_for(reader, "view").filter(document=doc)
     assert sorted(readable.values_list("number", flat=True)) == [1, 3]
@@ -191,15 +198,8 @@ def test_the_document_list_asks_the_policy_without_a_query_per_row(kb, people):
     assert queries() == few
 
 
-def test_a_reader_never_learns_the_id_of_a_sent_back_parent_version(kb, people, credit):
-    manager, reviewer = people["credit_manager"], people["credit_reviewer"]
-    doc = published_document(kb, manager, reviewer, content="v1")
-    services.document_version_create(actor=manager, document=doc, content="v2", base_version_number=1, change_note="2")
-    services.review_request_changes(
-        actor=reviewer, review=services.document_submit(actor=manager, document=doc), comment="no"
-    )
-    services.document_version_create(actor=manager, document=doc, content="v3", base_version_number=2, change_note="3")
-    services.review_approve(actor=reviewer, review=services.document_submit(actor=manager, document=doc))
+def test_a_reader_never_learns_the_id_of_a_sent_back_parent_version(sent_back_middle, people, credit):
+    doc, manager = sent_back_middle, people["credit_manager"]
     hidden = doc.versions.get(number=2).pk
     reader = Client()
     reader.force_login(member(credit, Role.EMPLOYEE, "reader"))
