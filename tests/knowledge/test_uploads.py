@@ -1,4 +1,4 @@
-"""Uploads through knowledge.uploads, then the pipeline: every format, every bad input, re-uploads."""
+"""Uploads through knowledge.ingestion.uploads, then the pipeline: every format, every bad input, re-uploads."""
 
 import zipfile
 
