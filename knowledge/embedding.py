@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import platform
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,7 +346,7 @@ def token_counter(identifier: str):
 # `evaluate_chat` uses it too); never in the server, the workers or the tests.
 EMBEDDING_CACHE_ENV = "EMBEDDING_CACHE_DIR"
 EVALUATION_COMMANDS = ("evaluate_retrieval", "evaluate_chat")
-CACHE_FILE = "vectors.sqlite3"
+CACHE_FILE = "vectors"  # a folder of .npy files, one per vector, inside the cache directory
 _cache: _VectorCache | None = None
 _env_cache: _VectorCache | None = None
 
@@ -374,18 +373,15 @@ def model_fingerprint(identifier: str) -> str:
 
 
 class _VectorCache:
-    """Vectors in one SQLite file (WAL: several evaluation processes may share it)."""
+    """Vectors as files, one `.npy` per key under DIR/vectors/<2 hex>/ (written to a temporary name and
+    renamed, so several evaluation processes may share the folder)."""
 
     def __init__(self, path: str):
         target = Path(path)
-        if target.is_dir() or not target.suffix:
-            target.mkdir(parents=True, exist_ok=True)
+        if target.name != CACHE_FILE:
             target = target / CACHE_FILE
+        target.mkdir(parents=True, exist_ok=True)
         self.path = str(target)
-        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=300)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, vec BLOB)")
-        self.lock = threading.Lock()
         self.hits = self.misses = 0
 
     @staticmethod
@@ -394,15 +390,30 @@ class _VectorCache:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return hashlib.sha256(f"{model_fingerprint(identifier)}\0{kind}\0{digest}".encode()).hexdigest()
 
+    def _file(self, key: str) -> Path:
+        return Path(self.path) / key[:2] / f"{key}.npy"
+
+    def _read(self, key: str) -> np.ndarray | None:
+        try:
+            return np.load(self._file(key))
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+
+    def _write(self, key: str, vector: np.ndarray) -> None:
+        file = self._file(key)
+        file.parent.mkdir(exist_ok=True)
+        temporary = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(temporary, "wb") as handle:
+            np.save(handle, vector)
+        os.replace(temporary, file)
+
     def encode(self, identifier, kind, texts, compute) -> np.ndarray:
         keys = [self.key(identifier, kind, text) for text in texts]
         found: dict[str, np.ndarray] = {}
-        with self.lock:
-            unique = list(dict.fromkeys(keys))
-            for start in range(0, len(unique), 500):
-                part = unique[start : start + 500]
-                rows = self.db.execute(f"SELECT k, vec FROM v WHERE k IN ({','.join('?' * len(part))})", part)
-                found.update((k, np.frombuffer(vec, dtype=np.float32)) for k, vec in rows)
+        for k in dict.fromkeys(keys):
+            vector = self._read(k)
+            if vector is not None:
+                found[k] = vector
         todo, seen = [], set()
         for i, k in enumerate(keys):
             if k not in found and k not in seen:  # each missing text once
@@ -412,16 +423,13 @@ class _VectorCache:
         self.misses += len(todo)
         if todo:
             computed = compute([texts[i] for i in todo])
-            with self.lock, self.db:
-                for i, vector in zip(todo, computed, strict=True):
-                    found[keys[i]] = np.asarray(vector, dtype=np.float32)
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO v VALUES (?, ?)", [(keys[i], found[keys[i]].tobytes()) for i in todo]
-                )
+            for i, vector in zip(todo, computed, strict=True):
+                found[keys[i]] = np.asarray(vector, dtype=np.float32)
+                self._write(keys[i], found[keys[i]])
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def close(self):
-        self.db.close()
+        """Nothing stays open: each vector is its own file."""
 
 
 def _evaluation_command() -> str | None:
@@ -449,8 +457,8 @@ def _active_cache() -> _VectorCache | None:
 
 @contextlib.contextmanager
 def vector_cache(path: str | None):
-    """Within the block, vectors are read from / written to the cache in `path` (a directory, or an
-    SQLite file): evaluation reruns cost no re-encoding."""
+    """Within the block, vectors are read from / written to the cache in the directory `path`:
+    evaluation reruns cost no re-encoding."""
     global _cache
     if not path:
         yield None
