@@ -37,7 +37,25 @@ class FindingStatus(models.TextChoices):
     RESOLVED = "resolved", _("resolved")
 
 
-class Conflict(models.Model):
+class Finding(models.Model):
+    """What a conflict and a change not carried over share: the fact's key and subject, and the
+    manager's decision on it."""
+
+    key = models.CharField(max_length=20)
+    kind = models.CharField(max_length=16)
+    unit = models.CharField(max_length=16)
+    subject = ArrayField(models.CharField(max_length=100), default=list)
+    status = models.CharField(_("status"), max_length=16, choices=FindingStatus.choices, default=FindingStatus.OPEN)
+    reason = models.TextField(_("reason"), blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class Conflict(Finding):
     """Two passages of different documents stating different values for one subject. Keyed by
     the two passages: a dismissed pair stays dismissed until one side changes (a new version
     means new passages, hence a new pair)."""
@@ -46,19 +64,10 @@ class Conflict(models.Model):
     chunk_b = models.ForeignKey("knowledge.Chunk", on_delete=models.CASCADE, related_name="+")
     document_a = models.ForeignKey("knowledge.Document", on_delete=models.CASCADE, related_name="+")
     document_b = models.ForeignKey("knowledge.Document", on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=20)
-    kind = models.CharField(max_length=16)
-    unit = models.CharField(max_length=16)
-    subject = ArrayField(models.CharField(max_length=100), default=list)
     value_a = models.CharField(max_length=64)
     value_b = models.CharField(max_length=64)
     span_a = ArrayField(models.PositiveIntegerField(), size=2)
     span_b = ArrayField(models.PositiveIntegerField(), size=2)
-    status = models.CharField(_("status"), max_length=16, choices=FindingStatus.choices, default=FindingStatus.OPEN)
-    reason = models.TextField(_("reason"), blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "pk"]
@@ -66,7 +75,7 @@ class Conflict(models.Model):
         indexes = [models.Index(fields=["status"], name="health_conflict_status")]
 
 
-class CarryOver(models.Model):
+class CarryOver(Finding):
     """A passage that may still state the old value of a fact another document changed."""
 
     change_document = models.ForeignKey("knowledge.Document", on_delete=models.CASCADE, related_name="+")
@@ -74,18 +83,9 @@ class CarryOver(models.Model):
     previous_version = models.ForeignKey("knowledge.DocumentVersion", on_delete=models.CASCADE, related_name="+")
     chunk = models.ForeignKey("knowledge.Chunk", on_delete=models.CASCADE, related_name="+")
     document = models.ForeignKey("knowledge.Document", on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=20)
-    kind = models.CharField(max_length=16)
-    unit = models.CharField(max_length=16)
-    subject = ArrayField(models.CharField(max_length=100), default=list)
     old_value = models.CharField(max_length=64)
     new_value = models.CharField(max_length=64)
     span = ArrayField(models.PositiveIntegerField(), size=2)
-    status = models.CharField(_("status"), max_length=16, choices=FindingStatus.choices, default=FindingStatus.OPEN)
-    reason = models.TextField(_("reason"), blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "pk"]
