@@ -40,5 +40,7 @@ app.conf.beat_schedule = {
     },
     # Knowledge health: stale documents, notified once per period (health/services.py).
     "health-stale-scan": {"task": "health.stale_scan", "schedule": 24 * 60 * 60.0, "options": {"queue": Queue.DEFAULT.value}},
+    # Knowledge health: unanswered questions grouped (queues a core Job, health/services.py gap_scan).
+    "health-gap-scan": {"task": "health.gap_scan", "schedule": 24 * 60 * 60.0, "options": {"queue": Queue.DEFAULT.value}},
 }
 app.autodiscover_tasks()

@@ -4,3 +4,14 @@ from django.utils.translation import gettext_lazy as _
 
 class DismissForm(forms.Form):
     reason = forms.CharField(label=_("Why is this not a conflict?"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class GapDraftForm(forms.Form):
+    """Turn a group of unanswered questions into a draft, in a knowledge base the user manages."""
+
+    knowledge_base = forms.ModelChoiceField(label=_("Knowledge base"), queryset=None, empty_label=None)
+    title = forms.CharField(label=_("Title"), max_length=300)
+
+    def __init__(self, *args, knowledge_bases, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["knowledge_base"].queryset = knowledge_bases

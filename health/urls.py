@@ -13,5 +13,8 @@ urlpatterns = [
     path("carried-over/<int:pk>/dismiss/", views.carry_over_dismiss, name="carry_over_dismiss"),
     path("stale/", views.stale, name="stale"),
     path("stale/<int:pk>/reviewed/", views.mark_reviewed, name="mark_reviewed"),
+    path("gaps/", views.gaps, name="gaps"),
+    path("gaps/scan/", views.gap_scan_start, name="gap_scan"),
+    path("gaps/<int:pk>/draft/", views.gap_draft, name="gap_draft"),
     path("notifications/", views.notifications, name="notifications"),
 ]
