@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import escape
@@ -109,6 +109,8 @@ def overview(*, user: Any, days: int = 30) -> dict:
         "open_conflicts": conflicts.filter(status=FindingStatus.OPEN).count(),
         "open_carry_overs": carry_overs.filter(status=FindingStatus.OPEN).count(),
         "gap_groups": _gap_groups(user),
+        "unretrieved_documents": unretrieved_documents(user=user).count(),
+        "unretrieved_days": unretrieved_days(),
         "ingestion_failures": VersionIngestion.objects.filter(
             status=IngestionStatus.FAILED, version__document__in=documents).count(),
         "trend": {
@@ -245,3 +247,27 @@ def managed_knowledge_bases(*, user: Any):
     from knowledge.policy import knowledge_base_policy
 
     return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department").order_by("name")
+
+
+def unretrieved_days() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "HEALTH_UNRETRIEVED_DAYS", 90))
+
+
+def unretrieved_documents(*, user: Any):
+    """Live documents of the knowledge bases `user` manages that search has not returned for the
+    window: none of their passages retrieved since (retrieval's last-retrieved dates), or never
+    retrieved and created before the window. Each with its last retrieved day (or None)."""
+    from django.db.models import Max, Q
+
+    from knowledge.policy import knowledge_base_policy
+
+    cutoff = timezone.localdate() - dt.timedelta(days=unretrieved_days())
+    managed = knowledge_base_policy.instances_user_has_permission_for(user, "change").values("pk")
+    return (Document.objects.filter(knowledge_base__in=managed, live_version__isnull=False)
+            .exclude(state=DocumentState.ARCHIVED)
+            .annotate(last_retrieved=Max("chunks__retrieval__last_retrieved"))
+            .filter(Q(last_retrieved__lt=cutoff) | Q(last_retrieved__isnull=True, created_at__date__lt=cutoff))
+            .select_related("knowledge_base__department", "owner")
+            .order_by("knowledge_base__name", "knowledge_base_id", F("last_retrieved").asc(nulls_first=True), "title"))

@@ -16,5 +16,6 @@ urlpatterns = [
     path("gaps/", views.gaps, name="gaps"),
     path("gaps/scan/", views.gap_scan_start, name="gap_scan"),
     path("gaps/<int:pk>/draft/", views.gap_draft, name="gap_draft"),
+    path("not-retrieved/", views.unretrieved, name="unretrieved"),
     path("notifications/", views.notifications, name="notifications"),
 ]

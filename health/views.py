@@ -155,3 +155,10 @@ def gap_draft(request, pk):
         return redirect("health:gaps")
     messages.success(request, _("A draft was created from these questions."))
     return redirect("knowledge:document", document.pk)
+
+
+def unretrieved(request):
+    _require_watcher(request)
+    return render(request, "health/unretrieved.html", {
+        "rows": selectors.unretrieved_documents(user=request.user), "days": selectors.unretrieved_days(), "section": "unretrieved",
+    })

@@ -24,6 +24,7 @@ from knowledge.policy import knowledge_base_policy
 
 from .indexing import STATISTICS_SQL, TERM_DF_SQL
 from .tokenize import is_cjk, language, tokenize
+from .usage import record as record_returned
 
 MODES = ("bm25", "dense", "hybrid", "hybrid_rerank")
 FUSIONS = ("weighted", "rrf")
@@ -630,6 +631,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         )
     timings["total_ms"] = (time.perf_counter() - started) * 1000
     cut = not hits or relevance is None or relevance < threshold
+    if not cut:
+        record_returned(hit.chunk.pk for hit in hits)  # in memory; retrieval/usage.py writes it later
     return SearchResults(
         [] if cut else hits, mode=mode, no_answer=cut, timings=timings, relevance=relevance, threshold=threshold,
         withheld=hits if cut else [], dense_error=dense_error,

@@ -2,12 +2,14 @@
 console error, no horizontal overflow, no untranslated interface word in Chinese), and the journey
 upload → edit → archive → restore in both languages. BROWSER_SCREENSHOTS_DIR keeps screenshots."""
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.audit import AuditAction
@@ -199,6 +201,8 @@ def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, peopl
     """Chat, training, health, sources, people and the system page: the same checks as the knowledge pages."""
     page.set_viewport_size(dict(zip(("width", "height"), WIDTHS[width])))
     _unanswered_question(people["superuser"])
+    # A published document not retrieved for long, so that the "not retrieved" page lists one.
+    Document.objects.filter(pk=site["doc"].pk).update(created_at=timezone.now() - dt.timedelta(days=120))
     login(page, people["superuser"])
     page.goto("/")
     _switch_language(page, language)
@@ -216,6 +220,7 @@ def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, peopl
         "stale": reverse("health:stale"),
         "notifications": reverse("health:notifications"),
         "gaps": reverse("health:gaps"),
+        "not-retrieved": reverse("health:unretrieved"),
         "sources": reverse("sources:list", args=[site["kb"].pk]),
         "allowed-hosts": reverse("sources:allowed_hosts"),
         "people": reverse("people:index"),
