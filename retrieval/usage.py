@@ -6,7 +6,7 @@ rows whose date moves forward (a chunk searched a hundred times today is written
 day). It runs:
 
 - in the web process after a response has been sent (Django's `request_finished`), at most once per
-  `RETRIEVAL_USAGE_ROLLUP_SECONDS` (60 by default);
+  `RETRIEVAL_USAGE_ROLLUP_SECONDS` (60 by default), never inside an open transaction;
 - in every Celery worker by the beat task `retrieval.usage_rollup` (searches a worker ran).
 
 A process that stops loses at most that interval's ids, which a day-granular "last retrieved" date
@@ -89,8 +89,9 @@ def rollup_interval() -> float:
 
 
 def on_request_finished(sender, **kwargs) -> None:
-    """After a response went out: roll up when the interval has passed (never fails the request)."""
-    if not _pending or time.monotonic() - _last_rollup < rollup_interval():
+    """After a response went out: roll up when the interval has passed (never fails the request).
+    Not inside a transaction someone else holds open (a test's, a caller's): its writes are not ours."""
+    if not _pending or time.monotonic() - _last_rollup < rollup_interval() or connection.in_atomic_block:
         return
     try:
         rollup()

@@ -66,6 +66,7 @@ def test_a_returned_chunk_gets_its_day_after_the_roll_up_and_search_writes_nothi
     assert not ChunkRetrieval.objects.filter(chunk=cafeteria).exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_web_search_is_rolled_up_after_its_response(chunks, people, client_for, settings):
     loan, _ = chunks
     settings.RETRIEVAL_USAGE_ROLLUP_SECONDS = 0
