@@ -15,3 +15,12 @@ class GapDraftForm(forms.Form):
     def __init__(self, *args, knowledge_bases, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["knowledge_base"].queryset = knowledge_bases
+
+
+class KnowledgeBaseHealthForm(forms.Form):
+    """Checked again by knowledge/kb_settings.py in the service (the one rule, also for other callers)."""
+
+    source_failure_days = forms.IntegerField(
+        label=_("Days of failing syncs before a source's documents are stale"), min_value=1, max_value=365,
+        help_text=_("A document synced from a SQL or HTTP source is listed under “Needs review” when its source has failed for this many days since its last good sync."),
+    )

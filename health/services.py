@@ -451,3 +451,28 @@ def gap_group_draft_create(*, actor: Any, group, knowledge_base, title: str, ip:
     audit_log(actor=actor, action="health_gap_draft", obj=document, department=knowledge_base.department, ip=ip,
               group=group.pk, questions=len(questions))
     return document
+
+
+# --- per knowledge base settings ------------------------------------------------------------------
+
+
+@transaction.atomic
+def knowledge_base_health_update(*, actor: Any, knowledge_base, source_failure_days: Any, ip: str | None = None):
+    """Set after how many days of failing syncs the knowledge base's source documents are stale;
+    validated by knowledge/kb_settings.py, audited."""
+    from knowledge.kb_settings import validate_source_failure_days
+    from knowledge.policy import knowledge_base_policy
+
+    from .models import KnowledgeBaseHealth
+
+    if not knowledge_base_policy.user_has_permission_for_instance(actor, "change", knowledge_base):
+        raise PermissionDenied
+    days = validate_source_failure_days(source_failure_days)
+    row, _created = KnowledgeBaseHealth.objects.select_for_update().get_or_create(knowledge_base=knowledge_base)
+    before = row.source_failure_days if not _created else None
+    if before != days:
+        row.source_failure_days = days
+        row.save(update_fields=["source_failure_days"])
+        audit_log(actor=actor, action="health_settings_change", obj=knowledge_base, department=knowledge_base.department,
+                  ip=ip, source_failure_days={"from": before, "to": days})
+    return row

@@ -17,5 +17,6 @@ urlpatterns = [
     path("gaps/scan/", views.gap_scan_start, name="gap_scan"),
     path("gaps/<int:pk>/draft/", views.gap_draft, name="gap_draft"),
     path("not-retrieved/", views.unretrieved, name="unretrieved"),
+    path("knowledge-bases/<int:pk>/settings/", views.knowledge_base_settings, name="knowledge_base_settings"),
     path("notifications/", views.notifications, name="notifications"),
 ]

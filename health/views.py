@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from core.audit import client_ip
 
 from . import selectors, services
-from .forms import DismissForm, GapDraftForm
+from .forms import DismissForm, GapDraftForm, KnowledgeBaseHealthForm
 from .models import FindingStatus
 from .policy import user_may_watch
 
@@ -162,3 +162,29 @@ def unretrieved(request):
     return render(request, "health/unretrieved.html", {
         "rows": selectors.unretrieved_documents(user=request.user), "days": selectors.unretrieved_days(), "section": "unretrieved",
     })
+
+
+def knowledge_base_settings(request, pk):
+    """A knowledge base's health settings (linked from the knowledge base page, for its editors)."""
+    from knowledge.policy import knowledge_base_policy
+
+    from .models import KnowledgeBaseHealth
+
+    knowledge_base = knowledge_base_policy.instance_for_user(request.user, "change", pk)
+    current = KnowledgeBaseHealth.objects.filter(knowledge_base=knowledge_base).first()
+    form = KnowledgeBaseHealthForm(request.POST or None, initial={
+        "source_failure_days": current.source_failure_days if current else KnowledgeBaseHealth._meta.get_field("source_failure_days").default})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.knowledge_base_health_update(actor=request.user, knowledge_base=knowledge_base, ip=client_ip(request),
+                                                      source_failure_days=form.cleaned_data["source_failure_days"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, _("The health settings were saved."))
+                return redirect("health:knowledge_base_settings", pk=knowledge_base.pk)
+        status = 400
+    return render(request, "health/knowledge_base_settings.html", {"knowledge_base": knowledge_base, "form": form}, status=status)

@@ -221,6 +221,7 @@ def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, peopl
         "notifications": reverse("health:notifications"),
         "gaps": reverse("health:gaps"),
         "not-retrieved": reverse("health:unretrieved"),
+        "health-settings": reverse("health:knowledge_base_settings", args=[site["kb"].pk]),
         "sources": reverse("sources:list", args=[site["kb"].pk]),
         "allowed-hosts": reverse("sources:allowed_hosts"),
         "people": reverse("people:index"),
