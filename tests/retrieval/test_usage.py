@@ -75,3 +75,14 @@ def test_a_web_search_is_rolled_up_after_its_response(chunks, people, client_for
         content_type="application/json")
     assert response.status_code == 200 and [r["chunk_id"] for r in response.json()["results"]] == [loan.pk]
     assert ChunkRetrieval.objects.get().chunk_id == loan.pk
+
+
+def test_hit_testing_is_not_a_use_of_the_knowledge(chunks, people, client_for):
+    loan, _ = chunks
+    page = client_for(people["credit_manager"]).get(
+        "/retrieval/", {"knowledge_base": loan.knowledge_base_id, "query": "Who approves loan applications above one million yuan?",
+                        "mode": "hybrid"}).content.decode()
+    assert LOAN in page
+    assert usage.pending() == {}
+    usage.rollup()
+    assert not ChunkRetrieval.objects.exists()
