@@ -22,5 +22,6 @@ class KnowledgeBaseHealthForm(forms.Form):
 
     source_failure_days = forms.IntegerField(
         label=_("Days of failing syncs before a source's documents are stale"), min_value=1, max_value=365,
-        help_text=_("A document synced from a SQL or HTTP source is listed under “Needs review” when its source has failed for this many days since its last good sync."),
+        help_text=_("A document synced from a SQL or HTTP source is listed under “Needs review” when its source "
+                    "has failed for this many days since its last good sync."),
     )

@@ -192,4 +192,5 @@ class GapQuestion(models.Model):
 
     class Meta:
         ordering = ["asked_at", "pk"]
-        indexes = [GinIndex(fields=["knowledge_bases"], name="health_gapq_kbs"), models.Index(fields=["asked_at"], name="health_gapq_asked")]
+        indexes = [GinIndex(fields=["knowledge_bases"], name="health_gapq_kbs"),
+                   models.Index(fields=["asked_at"], name="health_gapq_asked")]

@@ -355,7 +355,8 @@ def _asked_against(messages) -> dict[int, list[int]]:
 
     readable: dict[int, set[int]] = {}
     assistant_kbs: dict[int, set[int]] = {}
-    for assistant in Assistant.objects.filter(pk__in={m.conversation.assistant_id for m in messages if m.conversation.assistant_id}).prefetch_related("knowledge_bases"):
+    assistant_ids = {m.conversation.assistant_id for m in messages if m.conversation.assistant_id}
+    for assistant in Assistant.objects.filter(pk__in=assistant_ids).prefetch_related("knowledge_bases"):
         assistant_kbs[assistant.pk] = {kb.pk for kb in assistant.knowledge_bases.all()}
     out = {}
     for m in messages:

@@ -172,8 +172,9 @@ def knowledge_base_settings(request, pk):
 
     knowledge_base = knowledge_base_policy.instance_for_user(request.user, "change", pk)
     current = KnowledgeBaseHealth.objects.filter(knowledge_base=knowledge_base).first()
+    default = KnowledgeBaseHealth._meta.get_field("source_failure_days").default
     form = KnowledgeBaseHealthForm(request.POST or None, initial={
-        "source_failure_days": current.source_failure_days if current else KnowledgeBaseHealth._meta.get_field("source_failure_days").default})
+        "source_failure_days": current.source_failure_days if current else default})
     status = 200
     if request.method == "POST":
         if form.is_valid():
