@@ -38,7 +38,11 @@ app.conf.beat_schedule = {
     "bm25-statistics-rollup": {
         "task": "retrieval.bm25_statistics_rollup", "schedule": 60.0, "options": {"queue": Queue.DEFAULT.value},
     },
+    # Which chunks a worker's searches returned, written as last-retrieved dates (retrieval/usage.py).
+    "retrieval-usage-rollup": {"task": "retrieval.usage_rollup", "schedule": 300.0, "options": {"queue": Queue.DEFAULT.value}},
     # Knowledge health: stale documents, notified once per period (health/services.py).
     "health-stale-scan": {"task": "health.stale_scan", "schedule": 24 * 60 * 60.0, "options": {"queue": Queue.DEFAULT.value}},
+    # Knowledge health: unanswered questions grouped (queues a core Job, health/services.py gap_scan).
+    "health-gap-scan": {"task": "health.gap_scan", "schedule": 24 * 60 * 60.0, "options": {"queue": Queue.DEFAULT.value}},
 }
 app.autodiscover_tasks()

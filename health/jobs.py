@@ -17,3 +17,12 @@ def conflict_scan_job(job) -> dict:
     from .services import conflict_scan_full
 
     return conflict_scan_full(progress=lambda fraction, message: job_progress(job=job, fraction=fraction, message=message))
+
+
+@register("health_gap_scan")
+def gap_scan_job(job) -> dict:
+    from core.services import job_progress
+
+    from .services import gap_scan
+
+    return gap_scan(progress=lambda fraction, message: job_progress(job=job, fraction=fraction, message=message))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -153,3 +154,43 @@ class NotificationOptOut(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "kind"], name="health_notification_optout_unique")]
+
+
+class GapReason(models.TextChoices):
+    NO_KNOWLEDGE = "no_knowledge", _("no relevant knowledge")
+    NEGATIVE_FEEDBACK = "negative_feedback", _("rated not helpful")
+
+
+class GapGroup(models.Model):
+    """Questions the knowledge did not answer, grouped by similarity (health/gaps.py). Its
+    centroid is the mean of its members' vectors; a manager may turn it into a draft document."""
+
+    centroid = ArrayField(models.FloatField(), default=list)
+    size = models.PositiveIntegerField(default=0)
+    model = models.CharField(max_length=300)  # the embedding model of the centroid
+    draft_document = models.ForeignKey("knowledge.Document", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    drafted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+
+
+class GapQuestion(models.Model):
+    """A question that got the no-knowledge outcome or a thumbs down, embedded once. Scoped by the
+    knowledge bases it was asked against (the assistant's, within what the asker could read)."""
+
+    message = models.OneToOneField("chat.Message", on_delete=models.CASCADE, related_name="+")
+    asker = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=20, choices=GapReason.choices)
+    question = models.TextField()
+    asked_at = models.DateTimeField()
+    knowledge_bases = ArrayField(models.BigIntegerField(), default=list)
+    vector = ArrayField(models.FloatField(), default=list)
+    group = models.ForeignKey(GapGroup, null=True, on_delete=models.SET_NULL, related_name="questions")
+
+    class Meta:
+        ordering = ["asked_at", "pk"]
+        indexes = [GinIndex(fields=["knowledge_bases"], name="health_gapq_kbs"),
+                   models.Index(fields=["asked_at"], name="health_gapq_asked")]

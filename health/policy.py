@@ -6,6 +6,10 @@
 - A change not carried over is visible to the managers and reviewers of the passage that may still
   state the old value (its owners); the changed document's text follows the same read rule.
 - Dismissing (and marking reviewed) needs `manage_knowledge` in the department concerned.
+- A question the knowledge did not answer (a gap) is visible to whoever may manage (`change`) one
+  of the knowledge bases it was asked against, and to nobody else: a manager of an unrelated
+  department never sees another department's employee's question. A group is visible through its
+  visible questions only; its counts and examples are of those.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from accounts.policy import Capability, PermissionPolicy, departments_for, is_active_user
-from knowledge.policy import chunk_policy, document_policy
+from knowledge.policy import chunk_policy, document_policy, knowledge_base_policy
 
-from .models import CarryOver, Conflict
+from .models import CarryOver, Conflict, GapGroup, GapQuestion
 
 
 def health_departments(user: Any):
@@ -68,5 +72,32 @@ def readable_document_ids(user: Any, document_ids) -> set[int]:
     return set(document_policy.instances_user_has_permission_for(user, "view").filter(pk__in=list(document_ids)).values_list("pk", flat=True))
 
 
+def managed_knowledge_base_ids(user: Any) -> list[int]:
+    return list(knowledge_base_policy.instances_user_has_permission_for(user, "change").values_list("pk", flat=True))
+
+
+class GapQuestionPolicy(PermissionPolicy[GapQuestion]):
+    model = GapQuestion
+    actions = frozenset({"view"})
+
+    def instances_user_has_permission_for(self, user: Any, action: str) -> QuerySet[GapQuestion]:
+        self._check_action(action)
+        if not is_active_user(user):
+            return GapQuestion.objects.none()
+        return GapQuestion.objects.filter(knowledge_bases__overlap=managed_knowledge_base_ids(user))
+
+
+class GapGroupPolicy(PermissionPolicy[GapGroup]):
+    model = GapGroup
+    actions = frozenset({"view"})
+
+    def instances_user_has_permission_for(self, user: Any, action: str) -> QuerySet[GapGroup]:
+        self._check_action(action)
+        visible = gap_question_policy.instances_user_has_permission_for(user, "view")
+        return GapGroup.objects.filter(pk__in=visible.values("group"))
+
+
 conflict_policy = ConflictPolicy()
 carry_over_policy = CarryOverPolicy()
+gap_question_policy = GapQuestionPolicy()
+gap_group_policy = GapGroupPolicy()

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import escape
@@ -108,6 +108,9 @@ def overview(*, user: Any, days: int = 30) -> dict:
         "past_review_by": documents.exclude(state=DocumentState.ARCHIVED).filter(review_by__lt=today).count(),
         "open_conflicts": conflicts.filter(status=FindingStatus.OPEN).count(),
         "open_carry_overs": carry_overs.filter(status=FindingStatus.OPEN).count(),
+        "gap_groups": _gap_groups(user),
+        "unretrieved_documents": unretrieved_documents(user=user).count(),
+        "unretrieved_days": unretrieved_days(),
         "ingestion_failures": VersionIngestion.objects.filter(
             status=IngestionStatus.FAILED, version__document__in=documents).count(),
         "trend": {
@@ -117,6 +120,17 @@ def overview(*, user: Any, days: int = 30) -> dict:
             "questions": chat.pop("questions_per_day"),
         },
     }
+
+
+def _gap_groups(user) -> int:
+    """Groups of unanswered questions this user may see, in the window, not yet drafted."""
+    from .policy import gap_question_policy
+    from .services import gap_window_days
+
+    since = timezone.now() - dt.timedelta(days=gap_window_days())
+    visible = gap_question_policy.instances_user_has_permission_for(user, "view").filter(
+        asked_at__gte=since, group__isnull=False, group__draft_document__isnull=True)
+    return visible.values("group").distinct().count()
 
 
 def _chat_figures(departments, *, since, per_day) -> dict:
@@ -179,3 +193,81 @@ def notification_kinds(*, user: Any):
 
     off = set(NotificationOptOut.objects.filter(user=user).values_list("kind", flat=True))
     return [(value, label, value not in off) for value, label in NotificationKind.choices]
+
+
+@dataclass
+class GapRow:
+    group: Any
+    count: int
+    examples: list[str]
+    no_knowledge: int
+    negative: int
+    last_asked: Any
+    draft: Document | None
+
+
+def gap_group_list(*, user: Any, examples: int = 3, limit: int = 200) -> list[GapRow]:
+    """Groups of unanswered questions, counted and exemplified by the questions `user` may see
+    (asked against a knowledge base they manage), within the gap window; largest first."""
+    from .models import GapReason
+    from .policy import gap_question_policy
+    from .services import gap_window_days
+
+    since = timezone.now() - dt.timedelta(days=gap_window_days())
+    questions = (gap_question_policy.instances_user_has_permission_for(user, "view")
+                 .filter(asked_at__gte=since, group__isnull=False).select_related("group").order_by("-asked_at", "-pk"))
+    rows: dict[int, GapRow] = {}
+    for q in questions:
+        row = rows.get(q.group_id)
+        if row is None:
+            row = rows[q.group_id] = GapRow(group=q.group, count=0, examples=[], no_knowledge=0, negative=0,
+                                            last_asked=q.asked_at, draft=None)
+        row.count += 1
+        if q.reason == GapReason.NO_KNOWLEDGE:
+            row.no_knowledge += 1
+        else:
+            row.negative += 1
+        text = q.question.strip()
+        if len(row.examples) < examples and text not in row.examples:
+            row.examples.append(text)
+    drafts = {g.draft_document_id for g in (r.group for r in rows.values()) if g.draft_document_id}
+    readable = {d.pk: d for d in document_policy.instances_user_has_permission_for(user, "view").filter(pk__in=drafts)}
+    for row in rows.values():
+        row.draft = readable.get(row.group.draft_document_id)  # a draft this user may not open is not named
+    return sorted(rows.values(), key=lambda r: (-r.count, -r.last_asked.timestamp(), r.group.pk))[:limit]
+
+
+def gap_group_get(*, user: Any, pk: Any):
+    from .policy import gap_group_policy
+
+    return gap_group_policy.instance_for_user(user, "view", pk)
+
+
+def managed_knowledge_bases(*, user: Any):
+    from knowledge.policy import knowledge_base_policy
+
+    return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department").order_by("name")
+
+
+def unretrieved_days() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "HEALTH_UNRETRIEVED_DAYS", 90))
+
+
+def unretrieved_documents(*, user: Any):
+    """Live documents of the knowledge bases `user` manages that search has not returned for the
+    window: none of their passages retrieved since (retrieval's last-retrieved dates), or never
+    retrieved and created before the window. Each with its last retrieved day (or None)."""
+    from django.db.models import Max, Q
+
+    from knowledge.policy import knowledge_base_policy
+
+    cutoff = timezone.localdate() - dt.timedelta(days=unretrieved_days())
+    managed = knowledge_base_policy.instances_user_has_permission_for(user, "change").values("pk")
+    return (Document.objects.filter(knowledge_base__in=managed, live_version__isnull=False)
+            .exclude(state=DocumentState.ARCHIVED)
+            .annotate(last_retrieved=Max("chunks__retrieval__last_retrieved"))
+            .filter(Q(last_retrieved__lt=cutoff) | Q(last_retrieved__isnull=True, created_at__date__lt=cutoff))
+            .select_related("knowledge_base__department", "owner")
+            .order_by("knowledge_base__name", "knowledge_base_id", F("last_retrieved").asc(nulls_first=True), "title"))

@@ -336,3 +336,144 @@ def notification_preferences_set(*, user: Any, enabled_kinds: set[str]) -> None:
             NotificationOptOut.objects.filter(user=user, kind=kind).delete()
         else:
             NotificationOptOut.objects.get_or_create(user=user, kind=kind)
+
+
+# --- gaps: questions the knowledge did not answer -------------------------------------------------
+
+
+def gap_window_days() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "HEALTH_GAP_WINDOW_DAYS", 90))
+
+
+def _asked_against(messages) -> dict[int, list[int]]:
+    """Per message, the knowledge bases its question searched: the assistant's (all when it lists
+    none) within what the asker may read now (one readable_ids per asker, one query per assistant)."""
+    from chat.models import Assistant
+    from knowledge.policy import knowledge_base_policy
+
+    readable: dict[int, set[int]] = {}
+    assistant_kbs: dict[int, set[int]] = {}
+    assistant_ids = {m.conversation.assistant_id for m in messages if m.conversation.assistant_id}
+    for assistant in Assistant.objects.filter(pk__in=assistant_ids).prefetch_related("knowledge_bases"):
+        assistant_kbs[assistant.pk] = {kb.pk for kb in assistant.knowledge_bases.all()}
+    out = {}
+    for m in messages:
+        user = m.conversation.user
+        if user.pk not in readable:
+            readable[user.pk] = set(knowledge_base_policy.readable_ids(user))
+        narrowed = assistant_kbs.get(m.conversation.assistant_id)
+        out[m.pk] = sorted(readable[user.pk] & narrowed if narrowed else readable[user.pk])
+    return out
+
+
+def gap_scan(*, progress=None) -> dict:
+    """Collect the questions of the window that got the no-knowledge outcome or a thumbs down and
+    that are not collected yet, embed each once, and add them to the groups (health/gaps.py)."""
+    import datetime as dt
+
+    import numpy as np
+
+    from chat.models import Feedback, Message, MessageStatus, Role
+    from knowledge.embedding import configured_model_id
+
+    from . import gaps
+    from .models import GapGroup, GapQuestion, GapReason
+
+    report = progress or (lambda fraction, message: None)
+    since = timezone.now() - dt.timedelta(days=gap_window_days())
+    collected = GapQuestion.objects.values("message_id")
+    answers = Message.objects.filter(role=Role.ASSISTANT, created_at__gte=since).exclude(question="").exclude(pk__in=collected)
+    negative = set(Feedback.objects.filter(rating=-1, message__in=answers).values_list("message_id", flat=True))
+    messages = list(answers.filter(Q(status=MessageStatus.NO_KNOWLEDGE) | Q(pk__in=negative))
+                    .select_related("conversation__user").order_by("created_at", "pk"))
+    if not messages:
+        report(1.0, "done")
+        return {"questions": 0, "groups": GapGroup.objects.count()}
+    model = configured_model_id()
+    scopes = _asked_against(messages)
+    report(0.1, f"0/{len(messages)}")
+    vectors = gaps.question_vectors(model, [m.question for m in messages])
+    report(0.8, f"{len(messages)}/{len(messages)}")
+    with transaction.atomic():
+        groups = list(GapGroup.objects.select_for_update().filter(model=model).order_by("pk"))
+        centroids = [np.array(g.centroid, dtype=np.float64) for g in groups]
+        sizes = [g.size for g in groups]
+        indexes = gaps.assign(vectors, centroids, sizes)
+        for index in range(len(groups), len(centroids)):
+            groups.append(GapGroup(model=model))
+        for group, centroid, size in zip(groups, centroids, sizes, strict=True):
+            group.centroid = [float(x) for x in centroid]
+            group.size = size
+            group.save()
+        GapQuestion.objects.bulk_create([
+            GapQuestion(message=m, asker=m.conversation.user, question=m.question[:2000], asked_at=m.created_at,
+                        reason=GapReason.NO_KNOWLEDGE if m.status == MessageStatus.NO_KNOWLEDGE else GapReason.NEGATIVE_FEEDBACK,
+                        knowledge_bases=scopes[m.pk], vector=[float(x) for x in vector], group=groups[index])
+            for m, vector, index in zip(messages, vectors, indexes, strict=True)
+        ], ignore_conflicts=True)
+    report(1.0, "done")
+    return {"questions": len(messages), "groups": len(groups)}
+
+
+def gap_scan_start(*, actor: Any = None):
+    """Queue the gap scan as a core Job (the daily beat task and the page's button)."""
+    from core.services import job_create
+
+    if actor is not None and not health_departments(actor).exists():
+        raise PermissionDenied
+    return job_create(actor=actor, kind="health_gap_scan", params={}, check_permission=False)
+
+
+@transaction.atomic
+def gap_group_draft_create(*, actor: Any, group, knowledge_base, title: str, ip: str | None = None):
+    """A new draft document, in a knowledge base the actor manages, listing the group's questions
+    the actor may see; the group links to it. Created through knowledge.services (audited there)."""
+    from knowledge.services import document_create
+
+    from .models import GapGroup
+    from .policy import gap_question_policy
+
+    group = GapGroup.objects.select_for_update().get(pk=group.pk)
+    questions = list(gap_question_policy.instances_user_has_permission_for(actor, "view").filter(group=group)
+                     .order_by("asked_at", "pk").values_list("question", flat=True)[:50])
+    if not questions:
+        raise PermissionDenied
+    title = (title or "").strip()[:300] or questions[0][:300]
+    lines = [_("Questions employees asked that the knowledge did not answer:"), ""]
+    lines += [f"- {q}" for q in dict.fromkeys(q.strip() for q in questions)]
+    document = document_create(actor=actor, knowledge_base=knowledge_base, title=title, content="\n".join(lines) + "\n",
+                               change_note=_("Drafted from unanswered questions"), ip=ip)
+    group.draft_document = document
+    group.drafted_by = actor
+    group.drafted_at = timezone.now()
+    group.save(update_fields=["draft_document", "drafted_by", "drafted_at"])
+    audit_log(actor=actor, action="health_gap_draft", obj=document, department=knowledge_base.department, ip=ip,
+              group=group.pk, questions=len(questions))
+    return document
+
+
+# --- per knowledge base settings ------------------------------------------------------------------
+
+
+@transaction.atomic
+def knowledge_base_health_update(*, actor: Any, knowledge_base, source_failure_days: Any, ip: str | None = None):
+    """Set after how many days of failing syncs the knowledge base's source documents are stale;
+    validated by knowledge/kb_settings.py, audited."""
+    from knowledge.kb_settings import validate_source_failure_days
+    from knowledge.policy import knowledge_base_policy
+
+    from .models import KnowledgeBaseHealth
+
+    if not knowledge_base_policy.user_has_permission_for_instance(actor, "change", knowledge_base):
+        raise PermissionDenied
+    days = validate_source_failure_days(source_failure_days)
+    row, _created = KnowledgeBaseHealth.objects.select_for_update().get_or_create(knowledge_base=knowledge_base)
+    before = row.source_failure_days if not _created else None
+    if before != days:
+        row.source_failure_days = days
+        row.save(update_fields=["source_failure_days"])
+        audit_log(actor=actor, action="health_settings_change", obj=knowledge_base, department=knowledge_base.department,
+                  ip=ip, source_failure_days={"from": before, "to": days})
+    return row

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from core.audit import client_ip
 
 from . import selectors, services
-from .forms import DismissForm
+from .forms import DismissForm, GapDraftForm, KnowledgeBaseHealthForm
 from .models import FindingStatus
 from .policy import user_may_watch
 
@@ -120,3 +120,72 @@ def notifications(request):
         "rows": selectors.notification_list(user=request.user), "kinds": selectors.notification_kinds(user=request.user),
         "section": "notifications",
     })
+
+
+def gaps(request):
+    _require_watcher(request)
+    knowledge_bases = selectors.managed_knowledge_bases(user=request.user)
+    rows = selectors.gap_group_list(user=request.user)
+    forms = [(row, GapDraftForm(knowledge_bases=knowledge_bases, initial={"title": row.examples[0] if row.examples else ""},
+                                prefix=f"g{row.group.pk}")) for row in rows]
+    return render(request, "health/gaps.html", {"rows": forms, "section": "gaps", "may_draft": knowledge_bases.exists()})
+
+
+@require_POST
+def gap_scan_start(request):
+    _require_watcher(request)
+    job = services.gap_scan_start(actor=request.user)
+    messages.success(request, _("The grouping of unanswered questions was queued."))
+    return redirect("core:job_detail", job_id=job.pk)
+
+
+@require_POST
+def gap_draft(request, pk):
+    _require_watcher(request)
+    group = selectors.gap_group_get(user=request.user, pk=pk)
+    form = GapDraftForm(request.POST, knowledge_bases=selectors.managed_knowledge_bases(user=request.user), prefix=f"g{group.pk}")
+    if not form.is_valid():
+        messages.error(request, _("Choose a knowledge base you manage and a title."))
+        return redirect("health:gaps")
+    try:
+        document = services.gap_group_draft_create(actor=request.user, group=group, title=form.cleaned_data["title"],
+                                                   knowledge_base=form.cleaned_data["knowledge_base"], ip=client_ip(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("health:gaps")
+    messages.success(request, _("A draft was created from these questions."))
+    return redirect("knowledge:document", document.pk)
+
+
+def unretrieved(request):
+    _require_watcher(request)
+    return render(request, "health/unretrieved.html", {
+        "rows": selectors.unretrieved_documents(user=request.user), "days": selectors.unretrieved_days(), "section": "unretrieved",
+    })
+
+
+def knowledge_base_settings(request, pk):
+    """A knowledge base's health settings (linked from the knowledge base page, for its editors)."""
+    from knowledge.policy import knowledge_base_policy
+
+    from .models import KnowledgeBaseHealth
+
+    knowledge_base = knowledge_base_policy.instance_for_user(request.user, "change", pk)
+    current = KnowledgeBaseHealth.objects.filter(knowledge_base=knowledge_base).first()
+    default = KnowledgeBaseHealth._meta.get_field("source_failure_days").default
+    form = KnowledgeBaseHealthForm(request.POST or None, initial={
+        "source_failure_days": current.source_failure_days if current else default})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.knowledge_base_health_update(actor=request.user, knowledge_base=knowledge_base, ip=client_ip(request),
+                                                      source_failure_days=form.cleaned_data["source_failure_days"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, _("The health settings were saved."))
+                return redirect("health:knowledge_base_settings", pk=knowledge_base.pk)
+        status = 400
+    return render(request, "health/knowledge_base_settings.html", {"knowledge_base": knowledge_base, "form": form}, status=status)

@@ -142,3 +142,14 @@ def validate_chunk_settings(value: Any) -> dict:
     if errors:
         raise ValidationError({"chunk_settings": errors})
     return value
+
+
+SOURCE_FAILURE_DAYS_MAX = 365
+
+
+def validate_source_failure_days(value: Any) -> int:
+    """After how many days of failing syncs a source's documents are stale (knowledge health)."""
+    if not _integer(value) or not 1 <= value <= SOURCE_FAILURE_DAYS_MAX:
+        raise ValidationError({"source_failure_days": _("%(kind)s from %(low)s to %(high)s") % {
+            "kind": _("an integer"), "low": 1, "high": SOURCE_FAILURE_DAYS_MAX}})
+    return value

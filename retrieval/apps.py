@@ -9,8 +9,15 @@ class RetrievalConfig(AppConfig):
     verbose_name = _("Retrieval")
 
     def ready(self) -> None:
+        from django.core.signals import request_finished
+
         from config.celery import Queue
         from core.jobs import WorkKind, register_work
+
+        from .usage import on_request_finished
+
+        # Which chunks search returned, written after responses went out (retrieval/usage.py).
+        request_finished.connect(on_request_finished, dispatch_uid="retrieval.usage")
 
         # One run of a hit-test set: its HitTestRun row is driven by core's mechanism.
         register_work(

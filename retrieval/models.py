@@ -150,3 +150,13 @@ class HitTestRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.test_set} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class ChunkRetrieval(models.Model):
+    """The last day search returned a chunk (written in batches by retrieval/usage.py's roll-up)."""
+
+    chunk = models.OneToOneField("knowledge.Chunk", primary_key=True, on_delete=models.CASCADE, related_name="retrieval")
+    last_retrieved = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["last_retrieved"], name="retrieval_chunk_last_day")]

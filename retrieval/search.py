@@ -24,6 +24,7 @@ from knowledge.policy import knowledge_base_policy
 
 from .indexing import STATISTICS_SQL, TERM_DF_SQL
 from .tokenize import is_cjk, language, tokenize
+from .usage import record as record_returned
 
 MODES = ("bm25", "dense", "hybrid", "hybrid_rerank")
 FUSIONS = ("weighted", "rrf")
@@ -526,14 +527,18 @@ def candidate_scores(scope: Scope, space: EmbeddingSpace | None, query: str, vec
     return bm25, dense, bound
 
 
-def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mode: str = "hybrid", *, vector=None):
+def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mode: str = "hybrid", *, vector=None,
+           record: bool = True):
     """Ranked chunks the user may read. Each hit has its chunk (with version and document), the
     rank and score from every retriever that ran, the fused score and the final score.
 
     `results.no_answer` is the no-answer cut: True when the best hit's relevance
     (`results.relevance`) is under the threshold (`results.threshold`), or nothing matched. Then the
     list is empty and the hits that were withheld stay in `results.withheld` (hit testing shows
-    them); chat answers "no relevant knowledge" instead of citing them."""
+    them); chat answers "no relevant knowledge" instead of citing them.
+
+    `record=False`: a manager's hit testing, not a use of the knowledge, leaves no last-retrieved
+    trace (retrieval/usage.py)."""
     if user is None:
         raise ValueError(_no_user_error())
     if mode not in MODES:
@@ -630,6 +635,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         )
     timings["total_ms"] = (time.perf_counter() - started) * 1000
     cut = not hits or relevance is None or relevance < threshold
+    if record and not cut:
+        record_returned(hit.chunk.pk for hit in hits)  # in memory; retrieval/usage.py writes it later
     return SearchResults(
         [] if cut else hits, mode=mode, no_answer=cut, timings=timings, relevance=relevance, threshold=threshold,
         withheld=hits if cut else [], dense_error=dense_error,

@@ -54,7 +54,8 @@ def hit_test_run_execute(*, run_id: int) -> HitTestRun:
         for mode in modes:
             ranks = []
             for text, expected in queries:
-                hits = search_module.search(run.started_by, text, knowledge_bases=[kb], k=CHUNKS_PER_RANKING, mode=mode)
+                hits = search_module.search(run.started_by, text, knowledge_bases=[kb], k=CHUNKS_PER_RANKING, mode=mode,
+                                             record=False)
                 ranks.append(first_relevant_rank(document_ranking(hits), expected))
                 done += 1
                 if time.monotonic() - last_beat > HEARTBEAT_EVERY_S:

@@ -55,7 +55,8 @@ def hit_test(request):
     if form.is_valid():
         knowledge_base = selectors.managed_knowledge_base_get(user=request.user, pk=form.cleaned_data["knowledge_base"])
         results = search_module.search(
-            request.user, form.cleaned_data["query"], knowledge_bases=[knowledge_base], mode=form.cleaned_data["mode"]
+            request.user, form.cleaned_data["query"], knowledge_bases=[knowledge_base], mode=form.cleaned_data["mode"],
+            record=False,
         )
     elif knowledge_bases:
         chosen = [kb for kb in knowledge_bases if str(kb.pk) == str(request.GET.get("knowledge_base"))]

@@ -2,12 +2,14 @@
 console error, no horizontal overflow, no untranslated interface word in Chinese), and the journey
 upload → edit → archive → restore in both languages. BROWSER_SCREENSHOTS_DIR keeps screenshots."""
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from core.audit import AuditAction
@@ -182,11 +184,25 @@ def test_upload_edit_archive_restore(page, people, credit, language, texts, tmp_
     assert AuditAction.ARCHIVE in actions and AuditAction.RESTORE in actions
 
 
+def _unanswered_question(user) -> None:
+    """A question the knowledge did not answer, grouped, so that the gaps page lists a group."""
+    from chat.models import Conversation, Message, MessageStatus, Role
+    from health.services import gap_scan
+
+    conversation = Conversation.objects.create(user=user, title="差旅")
+    Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.NO_KNOWLEDGE,
+                           question="差旅住宿的报销上限是多少？")
+    gap_scan()
+
+
 @pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
 def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, people, site, language, width):
     """Chat, training, health, sources, people and the system page: the same checks as the knowledge pages."""
     page.set_viewport_size(dict(zip(("width", "height"), WIDTHS[width])))
+    _unanswered_question(people["superuser"])
+    # A published document not retrieved for long, so that the "not retrieved" page lists one.
+    Document.objects.filter(pk=site["doc"].pk).update(created_at=timezone.now() - dt.timedelta(days=120))
     login(page, people["superuser"])
     page.goto("/")
     _switch_language(page, language)
@@ -203,6 +219,9 @@ def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, peopl
         "carried-over": reverse("health:carry_overs"),
         "stale": reverse("health:stale"),
         "notifications": reverse("health:notifications"),
+        "gaps": reverse("health:gaps"),
+        "not-retrieved": reverse("health:unretrieved"),
+        "health-settings": reverse("health:knowledge_base_settings", args=[site["kb"].pk]),
         "sources": reverse("sources:list", args=[site["kb"].pk]),
         "allowed-hosts": reverse("sources:allowed_hosts"),
         "people": reverse("people:index"),

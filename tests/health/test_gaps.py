@@ -1,0 +1,122 @@
+"""Gaps: questions the knowledge did not answer, grouped across Chinese and English (and Traditional
+and Simplified), shown only to the managers of the knowledge they were asked against, turned into a
+draft document."""
+
+import pytest
+
+from chat.models import Assistant, Conversation, Message, MessageStatus, Role
+from chat.pipeline import answer_stream
+from chat.services import feedback_submit
+from core.models import AuditEntry, JobStatus
+from core.services import job_execute
+from health.models import GapGroup, GapQuestion, GapReason
+from health.services import gap_scan_start
+from knowledge.models import Document, DocumentState
+from tests.factories import KnowledgeBaseFactory
+
+HOTEL = ["What is the hotel reimbursement cap in first-tier cities?", "一线城市的酒店报销上限是多少？"]
+HOTEL_TRADITIONAL = "一線城市的酒店報銷上限是多少？"
+VPN_EN = "How do I reset my VPN password?"
+VPN_ZH = "VPN密码怎么重置？"
+DOG = "Can I bring my dog to the office?"
+HR_SECRET = "How do I report my manager for harassment?"
+
+
+def ask(user, assistant, question):
+    events = list(answer_stream(user=user, assistant=assistant, question=question))
+    assert events[-1].type == "done", events[-1]
+    return Message.objects.get(pk=events[-1].message_id)
+
+
+def run_gap_scan(actor):
+    job = job_execute(job_id=gap_scan_start(actor=actor).pk)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    return job.result
+
+
+@pytest.fixture
+def asked(multilingual_model, people, credit, hr):
+    credit_kb = KnowledgeBaseFactory(department=credit, name="Credit handbook")
+    hr_kb = KnowledgeBaseFactory(department=hr, name="HR handbook")
+    credit_assistant = Assistant.objects.create(name="Credit assistant")
+    credit_assistant.knowledge_bases.set([credit_kb])
+    hr_assistant = Assistant.objects.create(name="HR assistant")
+    hr_assistant.knowledge_bases.set([hr_kb])
+    company = Assistant.objects.get_or_create(is_default=True, defaults={"name": "Company assistant"})[0]
+    credit_employee, hr_employee = people["credit_employee"], people["hr_employee"]
+    for question in [*HOTEL, VPN_EN, DOG]:
+        assert ask(credit_employee, credit_assistant, question).status == MessageStatus.NO_KNOWLEDGE
+    ask(hr_employee, hr_assistant, VPN_ZH)
+    ask(hr_employee, company, HR_SECRET)  # the company assistant: what an HR employee may read, not Credit's
+    # An answer that was given but rated not helpful is a gap too.
+    conversation = Conversation.objects.create(user=credit_employee, assistant=credit_assistant)
+    answered = Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.DONE,
+                                      question=HOTEL_TRADITIONAL, content="Ask finance.")
+    feedback_submit(user=credit_employee, message=answered, rating=-1)
+    return {"credit_kb": credit_kb, "hr_kb": hr_kb}
+
+
+def group_of(question):
+    return GapQuestion.objects.get(question=question).group_id
+
+
+def test_paraphrases_in_chinese_and_english_fall_in_one_group_and_unrelated_ones_do_not(asked, people):
+    result = run_gap_scan(people["credit_manager"])
+    assert result["questions"] == 7
+    hotel = {group_of(q) for q in [*HOTEL, HOTEL_TRADITIONAL]}
+    assert len(hotel) == 1
+    assert group_of(VPN_EN) == group_of(VPN_ZH)
+    others = {group_of(DOG), group_of(HR_SECRET)}
+    assert len(others) == 2 and not others & (hotel | {group_of(VPN_EN)})
+    assert GapQuestion.objects.get(question=HOTEL_TRADITIONAL).reason == GapReason.NEGATIVE_FEEDBACK
+    assert GapQuestion.objects.get(question=DOG).reason == GapReason.NO_KNOWLEDGE
+    # A second run embeds nothing again and keeps the groups.
+    before = dict(GapQuestion.objects.values_list("question", "group_id"))
+    assert run_gap_scan(people["credit_manager"])["questions"] == 0
+    assert dict(GapQuestion.objects.values_list("question", "group_id")) == before
+
+
+def test_a_manager_sees_only_questions_asked_against_knowledge_they_manage(asked, people, client_for):
+    run_gap_scan(people["credit_manager"])
+    credit_page = client_for(people["credit_manager"]).get("/health/gaps/").content.decode()
+    for question in [*HOTEL, VPN_EN, DOG]:
+        assert question in credit_page
+    # The VPN group spans both departments: Credit's manager sees Credit's question only, and its count.
+    assert VPN_ZH not in credit_page and HR_SECRET not in credit_page
+    assert "3 questions" in credit_page and credit_page.count("1 question<") == 2
+    hr_page = client_for(people["hr_manager"]).get("/health/gaps/").content.decode()
+    assert VPN_ZH in hr_page and HR_SECRET in hr_page
+    for question in [*HOTEL, HOTEL_TRADITIONAL, VPN_EN, DOG]:
+        assert question not in hr_page
+    # The overview counts the groups each one may see.
+    assert 'data-figure="gap_groups"><b>3<' in client_for(people["credit_manager"]).get("/health/").content.decode()
+    assert 'data-figure="gap_groups"><b>2<' in client_for(people["hr_manager"]).get("/health/").content.decode()
+    # Employees have no health page; a group of another department's questions answers 404.
+    assert client_for(people["credit_employee"]).get("/health/gaps/").status_code == 403
+    secret = group_of(HR_SECRET)
+    response = client_for(people["credit_manager"]).post(f"/health/gaps/{secret}/draft/", {
+        f"g{secret}-knowledge_base": asked["credit_kb"].pk, f"g{secret}-title": "x"})
+    assert response.status_code == 404 and not Document.objects.exists()
+
+
+def test_a_manager_turns_a_group_into_a_draft_that_links_back(asked, people, client_for):
+    run_gap_scan(people["credit_manager"])
+    client = client_for(people["credit_manager"])
+    vpn = group_of(VPN_EN)
+    # Only a knowledge base the manager manages.
+    client.post(f"/health/gaps/{vpn}/draft/", {f"g{vpn}-knowledge_base": asked["hr_kb"].pk, f"g{vpn}-title": "VPN"})
+    assert not Document.objects.exists()
+    response = client.post(f"/health/gaps/{vpn}/draft/", {f"g{vpn}-knowledge_base": asked["credit_kb"].pk,
+                                                          f"g{vpn}-title": "Resetting the VPN password"})
+    document = Document.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/knowledge/documents/{document.pk}/"
+    assert document.state == DocumentState.DRAFT and document.knowledge_base == asked["credit_kb"]
+    assert document.owner == people["credit_manager"] and document.title == "Resetting the VPN password"
+    content = document.latest_version.content
+    assert VPN_EN in content and VPN_ZH not in content  # the HR employee's question stays with HR
+    assert GapGroup.objects.get(pk=vpn).draft_document == document
+    assert set(AuditEntry.objects.filter(object_id=str(document.pk)).values_list("action", flat=True)) == {"create", "health_gap_draft"}
+    page = client.get("/health/gaps/").content.decode()
+    assert "Resetting the VPN password" in page and 'data-figure="gap_groups"><b>2<' in client.get("/health/").content.decode()
+    # HR's manager sees the group, not Credit's draft.
+    assert "Resetting the VPN password" not in client_for(people["hr_manager"]).get("/health/gaps/").content.decode()
