@@ -167,6 +167,8 @@ def test_upload_train_watch_evaluate_activate_and_chat(page, ml, credit, kb_corp
     expect(page.locator("#active-model")).to_contain_text("当前启用版本")
     page.goto("/training/jobs/")
     page.goto("/training/datasets/")
+    page.goto("/training/datasets/distill/")
+    expect(page.locator("h1")).to_contain_text("从教师模型蒸馏")
     page.goto(f"/training/datasets/{dataset_version.dataset_id}/v1/")
     page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('token-length-histogram'))")
     page.goto("/chat/")

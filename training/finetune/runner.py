@@ -357,7 +357,6 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
         from .dpo import chosen_margins, pair_collator, preference_trainer_class
 
         trainer_class, collate = preference_trainer_class(hp["dpo_beta"]), pair_collator(tokenizer.pad_token_id, counter)
-        margins_before = chosen_margins(model, tokenizer, spec.train_pairs[:MARGIN_PAIRS], hp["max_length"])
     trainer = trainer_class(
         model=model,
         args=args,
@@ -368,6 +367,8 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
     )
     if preference:
         trainer.model_accepts_loss_kwargs = False  # the DPO loss is a batch mean: divide by accumulation
+        # after Trainer placed the model on its device
+        margins_before = chosen_margins(trainer.model, tokenizer, spec.train_pairs[:MARGIN_PAIRS], hp["max_length"])
     resume = last_checkpoint(output_dir)
     resumed_from = None
     if resume is not None:
