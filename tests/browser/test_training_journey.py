@@ -125,10 +125,11 @@ def test_upload_train_watch_evaluate_activate_and_chat(page, ml, credit, kb_corp
         row.get_by_role("button", name="Evaluate").click()
     evaluation = Evaluation.objects.filter(model_version=version).order_by("-pk").first()
     assert f"/training/evaluations/{evaluation.pk}/" in page.url
+    # the page reloads itself every 3 s until the evaluation job has finished
     wait_until(lambda: Evaluation.objects.select_related("job").get(pk=evaluation.pk).job.is_finished,
                gpu_worker, 600, "the evaluation")
-    page.reload()
-    expect(page.locator("#evaluation-status")).to_have_text("succeeded")
+    expect(page.locator("#evaluation-status")).to_have_text("succeeded", timeout=30_000)
+    page.wait_for_load_state("load")
     this = page.locator('#evaluation-comparison tr[data-role="this"]')
     expect(this).to_contain_text(version.name)
     page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('evaluation-chart'))")
