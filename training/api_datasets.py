@@ -15,7 +15,9 @@ from rest_framework.response import Response
 from accounts.models import Department
 from accounts.viewsets import PolicyModelViewSet, PolicyReadOnlyViewSet
 from core.audit import client_ip
+from core.serializers import JobSerializer
 
+from . import selectors_datasets as selectors
 from . import services_datasets as services
 from .datasets.cleaning import CleaningOptions
 from .datasets.tokenizer import TokenizerUnavailable, load_tokenizer
@@ -27,6 +29,7 @@ from .serializers_datasets import (
     DatasetSerializer,
     DatasetUploadSerializer,
     DatasetVersionSerializer,
+    DistillationSerializer,
     KnowledgeDatasetSerializer,
     RowPreviewSerializer,
     UploadErrorsSerializer,
@@ -63,7 +66,7 @@ class DatasetViewSet(PolicyModelViewSet):
     policy = dataset_policy
     serializer_class = DatasetSerializer
     http_method_names = ["get", "post", "head", "options"]
-    policy_actions = {"upload": "change", "from_knowledge": "add"}
+    policy_actions = {"upload": "change", "from_knowledge": "add", "distill": "add"}
 
     def refine_queryset(self, queryset):
         return queryset.select_related("latest_version__created_by")
@@ -119,6 +122,36 @@ class DatasetViewSet(PolicyModelViewSet):
         except services.DatasetOperationError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+    @extend_schema(
+        request=DistillationSerializer, responses={202: JobSerializer},
+        summary="Distil: a teacher model endpoint answers prompts in a background job (GET /api/jobs/{id}/ for progress; "
+                "its result names the new dataset version, whose report records the teacher)")
+    @action(detail=False, methods=["post"], url_path="distill")
+    def distill(self, request):
+        data = DistillationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        department = _department(request.user, values["department"])
+        teacher = selectors.distillation_teachers(user=request.user).filter(pk=values["teacher"]).first()
+        if teacher is None:
+            raise ValidationError({"teacher": ["Not an enabled OpenAI-compatible model endpoint."]})
+        prompts = list(values["prompts"])
+        if values["prompts_from_version"] is not None:
+            version = dataset_version_policy.instances_user_has_permission_for(request.user, "view").filter(
+                pk=values["prompts_from_version"]).first()
+            if version is None:
+                raise ValidationError({"prompts_from_version": ["No such dataset version."]})
+            prompts += selectors.distillation_prompts(user=request.user, version=version)
+        try:
+            job = services.dataset_distill_enqueue(
+                actor=request.user, department=department, endpoint=teacher, prompts=prompts, name=values["name"],
+                system_prompt=values["system_prompt"], max_tokens=values["max_tokens"],
+            )
+        except services.DatasetOperationError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DatasetVersionViewSet(PolicyReadOnlyViewSet):

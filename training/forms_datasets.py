@@ -95,6 +95,39 @@ class KnowledgeDatasetForm(forms.Form):
             )
 
 
+class DistillationForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    department = forms.ModelChoiceField(label=_("Department"), queryset=Department.objects.none())
+    teacher = forms.ModelChoiceField(label=_("Teacher (a model endpoint)"), queryset=None,
+                                     empty_label=None)
+    prompts = forms.CharField(label=_("Prompts, one per line"), widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    prompts_file = forms.FileField(label=_("Or a text file of prompts, one per line"), required=False)
+    prompts_from = forms.ModelChoiceField(
+        label=_("Or the questions of a dataset version (e.g. QA pairs built from the knowledge base)"),
+        queryset=None, required=False,
+    )
+    system_prompt = forms.CharField(label=_("System prompt (optional)"), widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    max_tokens = forms.IntegerField(label=_("Maximum tokens per answer"), min_value=1, max_value=32768, initial=512)
+
+    def __init__(self, *args, departments, teachers, dataset_versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].queryset = departments
+        self.fields["teacher"].queryset = teachers
+        self.fields["prompts_from"].queryset = dataset_versions
+
+    def clean_prompts_file(self):
+        upload = self.cleaned_data.get("prompts_file")
+        if not upload:
+            return []
+        content = read_upload(upload)
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                return content.decode(encoding).splitlines()
+            except UnicodeDecodeError:
+                continue
+        raise forms.ValidationError(_("The file is neither UTF-8 nor GB18030 text."))
+
+
 class PreviewForm(forms.Form):
     max_length = forms.IntegerField(min_value=8, max_value=131072, required=False, initial=1024)
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, required=False, initial=42)

@@ -86,8 +86,8 @@ def fine_tuning_job_create(
     if not 0 < validation_fraction < 1:
         errors["validation_fraction"] = "Must be between 0 and 1."
     if parent_version is not None:
-        if parent_version.kind == ModelVersionKind.ADAPTER and method not in ("lora", "dora"):
-            errors["method"] = "Continuing an adapter needs method lora or dora (the adapter's own kind)."
+        if parent_version.kind == ModelVersionKind.ADAPTER and method not in ("lora", "dora", "dpo"):
+            errors["method"] = "Continuing an adapter needs method lora or dora (the adapter's own kind), or dpo."
         base_model_path = parent_version.base_model_path if parent_version.kind == ModelVersionKind.ADAPTER else parent_version.model_dir
     base_model_path = base_model_path or default_base_model_path()
     if errors:

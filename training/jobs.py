@@ -31,6 +31,29 @@ def _split(job: FineTuningJob):
         raise TrainingInputError(f"The dataset is too small to split: {exc}.") from exc
 
 
+def _split_pairs(job: FineTuningJob) -> tuple[list[dict], list[dict]]:
+    """DPO: the seeded split of the version's preference pairs (rows with a rejected answer)."""
+    from .datasets.split import SplitError, split_rows
+
+    rows = [r for r in job.dataset_version.rows.order_by("index") if r.rejected]
+    if not rows:
+        raise TrainingInputError("DPO needs preference pairs (rows with a rejected answer); this dataset version has none.")
+    try:
+        train, validation = split_rows(rows, validation_ratio=job.validation_fraction, seed=job.hyperparameters.get("seed", 42))
+    except SplitError as exc:
+        raise TrainingInputError(f"The dataset is too small to split: {exc}.") from exc
+    return [r.as_dpo() for r in train], [r.as_dpo() for r in validation]
+
+
+def _training_data(job: FineTuningJob) -> dict:
+    """RunSpec's data fields for the job's method."""
+    if job.method == "dpo":
+        train_pairs, validation_pairs = _split_pairs(job)
+        return {"train": [], "validation": [], "train_pairs": train_pairs, "validation_pairs": validation_pairs}
+    train, validation = _split(job)
+    return {"train": train, "validation": validation}
+
+
 def _fail(job: FineTuningJob, message: str) -> None:
     FineTuningJob.objects.filter(pk=job.pk).update(error=message, finished_at=timezone.now())
     services.event_add(job=job, level="error", message=message)
@@ -49,8 +72,13 @@ def validate_files(core_job: Job) -> dict:
         if errors:
             raise TrainingInputError("Bad hyperparameters: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
         check_base_model(job.base_model_path)
-        train, validation = _split(job)
-        _check_template(job, train)
+        data = _training_data(job)
+        if job.method == "dpo":
+            train, validation = data["train_pairs"], data["validation_pairs"]
+            _check_template(job, [[*p["prompt"], *p["chosen"]] for p in train])
+        else:
+            train, validation = data["train"], data["validation"]
+            _check_template(job, train)
     except TrainingInputError as exc:
         _fail(job, str(exc))
         raise JobFailed(str(exc)) from None
@@ -59,7 +87,8 @@ def validate_files(core_job: Job) -> dict:
         if job.cancelled_at:
             return {"cancelled": True}
         services.fine_tuning_job_queue_run(job=job)
-    services.event_add(job=job, message=f"Files validated: {len(train)} training and {len(validation)} validation examples; job queued")
+    unit = "preference pairs" if job.method == "dpo" else "examples"
+    services.event_add(job=job, message=f"Files validated: {len(train)} training and {len(validation)} validation {unit}; job queued")
     return {"train": len(train), "validation": len(validation)}
 
 
@@ -105,15 +134,15 @@ def fine_tune(core_job: Job) -> dict:
         services.event_add(job=job, message=f"Checkpoint saved at step {checkpoint['step']}", step=checkpoint["step"])
 
     try:
-        train, validation = _split(job)
+        data = _training_data(job)
+        train, validation = data["train"] or data["train_pairs"], data["validation"] or data["validation_pairs"]
         result = run_fine_tune(
             RunSpec(
                 base_model_path=job.base_model_path,
                 output_dir=job.output_dir,
                 method=job.method,
                 hyperparameters=job.hyperparameters,
-                train=train,
-                validation=validation,
+                **data,
                 **spec_kwargs,
             ),
             Hooks(

@@ -74,3 +74,19 @@ def chat_feedback_records(*, user: Any, since=None, limit: int = 5000) -> tuple[
                          "knowledge_base_id": chunks[i].knowledge_base_id} for i in ids],
         })
     return records, withheld
+
+
+def distillation_teachers(*, user: Any):
+    """The model endpoints a teacher may be (enabled, OpenAI-compatible), for a user who may build
+    datasets somewhere; their names and models only are shown, never their keys."""
+    from chat.models import ModelEndpoint
+
+    if not training_departments(user).exists():
+        return ModelEndpoint.objects.none()
+    return ModelEndpoint.objects.filter(enabled=True, kind="openai").order_by("name")
+
+
+def distillation_prompts(*, user: Any, version: DatasetVersion) -> list[str]:
+    """The last user turn of every row of a version `user` may see (e.g. the questions of the
+    knowledge base's QA pairs): the prompts a teacher answers."""
+    return [row.prompt for row in dataset_rows(user=user, version=version) if row.prompt.strip()]

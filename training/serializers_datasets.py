@@ -80,6 +80,18 @@ class KnowledgeDatasetSerializer(serializers.Serializer):
     use_model = serializers.BooleanField(default=True)
 
 
+class DistillationSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    department = serializers.IntegerField()
+    teacher = serializers.IntegerField(help_text="Id of an enabled OpenAI-compatible model endpoint (chat's model endpoints).")
+    prompts = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False, default=list)
+    prompts_from_version = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="A dataset version id: its rows' last user turns are added to the prompts (e.g. QA pairs from the knowledge base).")
+    system_prompt = serializers.CharField(required=False, allow_blank=True, default="")
+    max_tokens = serializers.IntegerField(min_value=1, max_value=32768, default=512)
+
+
 class PreviewTokenSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     text = serializers.CharField(allow_blank=True)

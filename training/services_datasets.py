@@ -321,6 +321,39 @@ def dataset_from_chat_feedback(
 
 
 MAX_DISTILLATION_PROMPTS = 5000
+KIND_DISTILL = "dataset_distill"
+
+
+def distillation_inputs_check(*, prompts: list[str], endpoint) -> list[str]:
+    """The prompts without blanks; DatasetOperationError when there are none, too many, or the
+    teacher is not an enabled OpenAI-compatible endpoint (checked before a job is queued, and again
+    when it runs)."""
+    from django.utils.translation import gettext as _
+
+    prompts = [p.strip() for p in prompts if isinstance(p, str) and p.strip()]
+    if not prompts:
+        raise DatasetOperationError(_("Give the teacher at least one prompt."))
+    if len(prompts) > MAX_DISTILLATION_PROMPTS:
+        raise DatasetOperationError(_("At most %(n)s prompts at a time.") % {"n": MAX_DISTILLATION_PROMPTS})
+    if endpoint is None or endpoint.kind != "openai" or not endpoint.enabled:
+        raise DatasetOperationError(_("The teacher must be an enabled OpenAI-compatible model endpoint."))
+    return prompts
+
+
+def dataset_distill_enqueue(
+    *, actor: Any, department: Department, endpoint, prompts: list[str], name: str = "", system_prompt: str = "",
+    max_tokens: int = 512,
+):
+    """dataset_distill as a background job (a teacher may take seconds per prompt): the inputs are
+    checked now, the job row shows progress per prompt and its result names the new version."""
+    from core.services import job_create
+
+    _require(dataset_policy.user_may_add_in(actor, department))
+    prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint)
+    return job_create(actor=actor, kind=KIND_DISTILL, check_permission=False, params={
+        "actor": actor.pk, "department": department.pk, "endpoint": endpoint.pk, "prompts": prompts, "name": name,
+        "system_prompt": system_prompt, "max_tokens": max_tokens,
+    })
 
 
 def dataset_distill(
@@ -334,6 +367,7 @@ def dataset_distill(
     system_prompt: str = "",
     max_tokens: int = 512,
     ip: str | None = None,
+    progress=None,
 ) -> DatasetVersion:
     """Distillation, first half: a teacher model (an OpenAI-compatible `chat.models.ModelEndpoint`)
     answers `prompts`; the answers become the version's rows, each marked `distillation` with the
@@ -349,13 +383,7 @@ def dataset_distill(
         _require(department is not None and dataset_policy.user_may_add_in(actor, department))
     else:
         _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
-    prompts = [p.strip() for p in prompts if isinstance(p, str) and p.strip()]
-    if not prompts:
-        raise DatasetOperationError(_("Give the teacher at least one prompt."))
-    if len(prompts) > MAX_DISTILLATION_PROMPTS:
-        raise DatasetOperationError(_("At most %(n)s prompts at a time.") % {"n": MAX_DISTILLATION_PROMPTS})
-    if endpoint is None or endpoint.kind != "openai" or not endpoint.enabled:
-        raise DatasetOperationError(_("The teacher must be an enabled OpenAI-compatible model endpoint."))
+    prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint)
     teacher = {"endpoint": endpoint.name, "endpoint_id": endpoint.pk, "model": endpoint.model, "base_url": endpoint.base_url}
     try:
         backend = backend_for_endpoint(endpoint)
@@ -368,6 +396,9 @@ def dataset_distill(
                 raise DatasetOperationError(_("The teacher returned an empty answer to: %(prompt)s") % {"prompt": prompt[:200]})
             payloads.append({"messages": [*messages, {"role": "assistant", "content": answer}], "method": "distillation",
                              "meta": {"teacher": endpoint.model or endpoint.name}})
+            if progress is not None:
+                progress(len(payloads) / len(prompts), _("%(done)s of %(total)s prompts answered") % {
+                    "done": len(payloads), "total": len(prompts)})
     except BackendError as exc:
         raise DatasetOperationError(_("The teacher model failed: %(error)s") % {"error": exc}) from exc
     with transaction.atomic():

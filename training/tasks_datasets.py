@@ -1,4 +1,5 @@
-"""Background work for datasets: generation from the knowledge base through a model endpoint."""
+"""Background work for datasets: generation from the knowledge base through a model endpoint, and
+distillation (a teacher model endpoint answers prompts)."""
 
 from __future__ import annotations
 
@@ -24,4 +25,27 @@ def dataset_from_knowledge_job(job: Job) -> dict:
         progress=lambda fraction, message: job_progress(job=job, fraction=fraction, message=message),
     )
     return {"dataset": version.dataset.name, "version": version.number, "rows": version.row_count,
+            "url": reverse("training:datasets:version", args=[version.dataset_id, version.number])}
+
+
+@register(services.KIND_DISTILL)
+def dataset_distill_job(job: Job) -> dict:
+    from chat.models import ModelEndpoint
+    from core.services import work_fail
+
+    params = job.params
+    actor = User.objects.get(pk=params["actor"], is_active=True)
+    try:
+        version = services.dataset_distill(
+            actor=actor, department=Department.objects.get(pk=params["department"]), name=params["name"],
+            endpoint=ModelEndpoint.objects.filter(pk=params["endpoint"]).first(), prompts=params["prompts"],
+            system_prompt=params.get("system_prompt", ""), max_tokens=params.get("max_tokens", 512),
+            progress=lambda fraction, message: job_progress(job=job, fraction=fraction, message=message),
+        )
+    except services.DatasetOperationError as exc:
+        # The teacher's failure is the user's to read: the message alone, no traceback.
+        work_fail(kind="job", row=job, error=str(exc))
+        return {}
+    return {"dataset": version.dataset.name, "version": version.number, "rows": version.row_count,
+            "teacher": version.report["teacher"]["model"] or version.report["teacher"]["endpoint"],
             "url": reverse("training:datasets:version", args=[version.dataset_id, version.number])}

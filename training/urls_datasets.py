@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.dataset_create, name="create"),
     path("from-knowledge/", views.knowledge_create, name="knowledge"),
     path("from-feedback/", views.feedback_create, name="feedback"),
+    path("distill/", views.distill_create, name="distill"),
     path("<int:pk>/", views.dataset_detail, name="detail"),
     path("<int:pk>/upload/", views.dataset_version_upload, name="upload"),
     path("<int:pk>/v<int:number>/", views.version_detail, name="version"),

@@ -26,13 +26,14 @@ from .forms_datasets import (
     AugmentForm,
     CleaningForm,
     DatasetUploadForm,
+    DistillationForm,
     FeedbackDatasetForm,
     KnowledgeDatasetForm,
     PreviewForm,
     VersionUploadForm,
     read_upload,
 )
-from .policy import dataset_policy
+from .policy import dataset_policy, dataset_version_policy
 
 PAGE_ROWS = 20
 HISTOGRAM_MAX_ROWS = 20000
@@ -351,3 +352,32 @@ def knowledge_create(request):
     return render(request, "training/datasets/knowledge.html", {"form": form}, status=status)
 
 
+
+
+def distill_create(request):
+    """Distillation: a teacher model endpoint answers prompts (typed, a text file, or the questions of a
+    dataset version) in a background job; its result links the new version."""
+    _require_training(request)
+    form = DistillationForm(
+        request.POST or None, request.FILES or None,
+        departments=selectors.dataset_departments(user=request.user),
+        teachers=selectors.distillation_teachers(user=request.user),
+        dataset_versions=dataset_version_policy.instances_user_has_permission_for(request.user, "view")
+        .select_related("dataset").order_by("-created_at"),
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        prompts = data["prompts"].splitlines() + data["prompts_file"]
+        if data["prompts_from"] is not None:
+            prompts += selectors.distillation_prompts(user=request.user, version=data["prompts_from"])
+        try:
+            job = services.dataset_distill_enqueue(
+                actor=request.user, department=data["department"], endpoint=data["teacher"], prompts=prompts,
+                name=data["name"], system_prompt=data["system_prompt"], max_tokens=data["max_tokens"],
+            )
+        except services.DatasetOperationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("core:job_detail", job_id=job.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "training/datasets/distill.html", {"form": form}, status=status)

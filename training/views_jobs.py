@@ -24,7 +24,8 @@ def _require_training(user) -> None:
         raise PermissionDenied
 
 
-METHOD_LABELS = {"full": _("Full fine-tuning"), "lora": _("LoRA"), "dora": _("DoRA"), "ia3": _("IA3")}
+METHOD_LABELS = {"full": _("Full fine-tuning"), "lora": _("LoRA"), "dora": _("DoRA"), "ia3": _("IA3"),
+                 "dpo": _("DPO (preference pairs, LoRA)")}
 
 
 class JobForm(forms.Form):
@@ -47,10 +48,11 @@ class JobForm(forms.Form):
     lora_dropout = forms.FloatField(label=_("LoRA dropout"), required=False)
     early_stopping_patience = forms.IntegerField(label=_("Early-stopping patience (evaluations, 0 = off)"), required=False)
     seed = forms.IntegerField(label=_("Seed"), required=False)
+    dpo_beta = forms.FloatField(label=_("DPO beta (DPO only; empty: 0.1)"), required=False)
     validation_fraction = forms.FloatField(label=_("Validation fraction"), initial=0.1)
 
     HYPERPARAMETERS = ("n_epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "warmup_ratio", "max_length",
-                       "lora_r", "lora_alpha", "lora_dropout", "early_stopping_patience", "seed")
+                       "lora_r", "lora_alpha", "lora_dropout", "early_stopping_patience", "seed", "dpo_beta")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -187,9 +189,15 @@ def model_evaluate(request, pk):
     if not form.is_valid():
         messages.error(request, _("Choose a dataset version."))
         return redirect("training:model_list")
+    dataset_version = form.cleaned_data["dataset_version"]
+    split = {}
+    trained = version.job
+    if trained is not None and trained.dataset_version_id == dataset_version.pk:
+        # The version's own training file: split it as the job did, so "validation" is the held-out rows.
+        split = {"validation_fraction": trained.validation_fraction, "seed": trained.hyperparameters.get("seed", 42)}
     evaluation = services.evaluation_create(
-        actor=request.user, model_version=version, dataset_version=form.cleaned_data["dataset_version"],
-        split=form.cleaned_data["split"], options={"rag": form.cleaned_data["rag"]},
+        actor=request.user, model_version=version, dataset_version=dataset_version,
+        split=form.cleaned_data["split"], options={"rag": form.cleaned_data["rag"]}, **split,
     )
     return redirect("training:evaluation_detail", pk=evaluation.pk)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-METHODS = ("full", "lora", "dora", "ia3")
+METHODS = ("full", "lora", "dora", "ia3", "dpo")  # dpo: preference pairs, a LoRA adapter (finetune/dpo.py)
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "constant")
 
-DEFAULT_LEARNING_RATE = {"full": 1e-5, "lora": 2e-4, "dora": 2e-4, "ia3": 3e-3}
+DEFAULT_LEARNING_RATE = {"full": 1e-5, "lora": 2e-4, "dora": 2e-4, "ia3": 3e-3, "dpo": 5e-5}
 # Low-rank adapters on a small model (hidden size up to SMALL_HIDDEN_SIZE, e.g. the demo's 128) need a
 # larger step and rank than on a 7B one: 2e-4 x (2048 / hidden size), at most 3e-3, and r 16 / alpha 32.
 # Measured on the demo model (README "Learnability"): LoRA r 16 at 3e-3 learns the facts (EM 1.0),
@@ -30,6 +30,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "eval_every_steps": (int, 0, 10**7),
     "save_total_limit": (int, 1, 100),
     "seed": (int, 0, 2**31 - 1),
+    "dpo_beta": (float, 0.001, 10.0),
 }
 
 
@@ -48,7 +49,7 @@ def model_hidden_size(model_path: str) -> int | None:
 
 def default_learning_rate(method: str, hidden_size: int | None = None) -> float:
     rate = DEFAULT_LEARNING_RATE.get(method, 2e-4)
-    if method in ("lora", "dora") and hidden_size and hidden_size < REFERENCE_HIDDEN_SIZE:
+    if method in ("lora", "dora", "dpo") and hidden_size and hidden_size < REFERENCE_HIDDEN_SIZE:
         rate = min(MAX_ADAPTER_LEARNING_RATE, rate * REFERENCE_HIDDEN_SIZE / hidden_size)
     return float(f"{rate:.3g}")
 
@@ -56,7 +57,7 @@ def default_learning_rate(method: str, hidden_size: int | None = None) -> float:
 def defaults(method: str, hidden_size: int | None = None) -> dict:
     """The defaults for `method` on a base model of `hidden_size` (None: a large model's defaults)."""
     small = bool(hidden_size) and hidden_size <= SMALL_HIDDEN_SIZE
-    return {
+    values = {
         "n_epochs": 3,
         "batch_size": 4,
         "gradient_accumulation_steps": 1,
@@ -74,6 +75,9 @@ def defaults(method: str, hidden_size: int | None = None) -> dict:
         "save_total_limit": 3,
         "seed": 42,
     }
+    if method == "dpo":
+        values["dpo_beta"] = 0.1  # the DPO paper's and TRL's default
+    return values
 
 
 def validate(method: str, given: dict | None, *, hidden_size: int | None = None) -> tuple[dict, dict[str, str]]:

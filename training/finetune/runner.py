@@ -18,6 +18,9 @@ from pathlib import Path
 from .encoding import IGNORE, TemplateError, check_end_of_turn_carries_loss, encode_conversation, template_sha256
 
 
+MARGIN_PAIRS = 32
+
+
 class TrainingInputError(Exception):
     """Bad input that ends the job as failed with this message (shown to the user as is)."""
 
@@ -32,6 +35,9 @@ class RunSpec:
     validation: list[list[dict]]
     init_adapter_path: str | None = None  # incremental training: continue this adapter
     init_model_path: str | None = None  # staged training: full weights of an earlier job
+    # method "dpo": preference pairs in DatasetRow.as_dpo()'s shape ({"prompt", "chosen", "rejected"})
+    train_pairs: list[dict] = field(default_factory=list)
+    validation_pairs: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -238,20 +244,31 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
     # whatever the process did before (two jobs in one worker must train identically).
     set_seed(hp["seed"])
     check_base_model(spec.base_model_path)
-    if len(spec.train) < 1 or len(spec.validation) < 1:
+    preference = spec.method == "dpo"
+    n_train, n_validation = (len(spec.train_pairs), len(spec.validation_pairs)) if preference else (len(spec.train), len(spec.validation))
+    if n_train < 1 or n_validation < 1:
         raise TrainingInputError(
-            f"The dataset is too small to split: {len(spec.train)} training and {len(spec.validation)} validation examples "
-            "(at least one of each is needed)."
+            f"The dataset is too small to split: {n_train} training and {n_validation} validation "
+            f"{'preference pairs' if preference else 'examples'} (at least one of each is needed)."
         )
     tokenizer_dir = spec.init_model_path or spec.base_model_path
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    encoded_train = [encode_conversation(tokenizer, m, hp["max_length"]) for m in spec.train]
-    encoded_val = [encode_conversation(tokenizer, m, hp["max_length"]) for m in spec.validation]
-    check_end_of_turn_carries_loss(tokenizer, encoded_train)
-    encoded_train = [e for e in encoded_train if any(x != IGNORE for x in e["labels"])]
-    encoded_val = [e for e in encoded_val if any(x != IGNORE for x in e["labels"])] or encoded_val
+    if preference:
+        from .dpo import encode_pair
+
+        encoded_train = [encode_pair(tokenizer, p, hp["max_length"]) for p in spec.train_pairs]
+        encoded_val = [encode_pair(tokenizer, p, hp["max_length"]) for p in spec.validation_pairs]
+        check_end_of_turn_carries_loss(tokenizer, [e["chosen"] for e in encoded_train])
+        carries = lambda e: all(any(x != IGNORE for x in e[side]["labels"]) for side in ("chosen", "rejected"))  # noqa: E731
+    else:
+        encoded_train = [encode_conversation(tokenizer, m, hp["max_length"]) for m in spec.train]
+        encoded_val = [encode_conversation(tokenizer, m, hp["max_length"]) for m in spec.validation]
+        check_end_of_turn_carries_loss(tokenizer, encoded_train)
+        carries = lambda e: any(x != IGNORE for x in e["labels"])  # noqa: E731
+    encoded_train = [e for e in encoded_train if carries(e)]
+    encoded_val = [e for e in encoded_val if carries(e)] or encoded_val
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -329,18 +346,29 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=True,
+        prediction_loss_only=preference,
     )
     callbacks = [job_callback]
     if hp["early_stopping_patience"] > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp["early_stopping_patience"]))
-    trainer = Trainer(
+    trainer_class, collate = Trainer, _collator(tokenizer.pad_token_id, counter)
+    margins_before = None
+    if preference:
+        from .dpo import chosen_margins, pair_collator, preference_trainer_class
+
+        trainer_class, collate = preference_trainer_class(hp["dpo_beta"]), pair_collator(tokenizer.pad_token_id, counter)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=encoded_train,
         eval_dataset=encoded_val,
-        data_collator=_collator(tokenizer.pad_token_id, counter),
+        data_collator=collate,
         callbacks=callbacks,
     )
+    if preference:
+        trainer.model_accepts_loss_kwargs = False  # the DPO loss is a batch mean: divide by accumulation
+        # after Trainer placed the model on its device
+        margins_before = chosen_margins(trainer.model, tokenizer, spec.train_pairs[:MARGIN_PAIRS], hp["max_length"])
     resume = last_checkpoint(output_dir)
     resumed_from = None
     if resume is not None:
@@ -359,6 +387,11 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
     evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
     if evals:
         metrics["last_eval_loss"] = evals[-1]
+    if preference:
+        # log π(chosen) - log π(rejected) on the first training pairs, before and after: it should grow
+        after = chosen_margins(trainer.model, tokenizer, spec.train_pairs[:MARGIN_PAIRS], hp["max_length"])
+        metrics["chosen_margin_before"] = sum(margins_before) / len(margins_before)
+        metrics["chosen_margin_after"] = sum(after) / len(after)
     if job_callback.cancelled:
         return RunResult(status="cancelled", model_dir=None, metrics=metrics, resumed_from_step=resumed_from)
 

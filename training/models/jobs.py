@@ -27,6 +27,7 @@ class FineTuningMethod(models.TextChoices):
     LORA = "lora", _("LoRA")
     DORA = "dora", _("DoRA")
     IA3 = "ia3", _("IA3")
+    DPO = "dpo", _("DPO (preference pairs, LoRA)")
 
 
 TERMINAL = {FineTuningStatus.SUCCEEDED, FineTuningStatus.FAILED, FineTuningStatus.CANCELLED}

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from training.jobs import _split
+from training.jobs import _training_data
 from training.models import FineTuningJob
 
 
@@ -14,9 +14,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, job, **options):
         ft = FineTuningJob.objects.select_related("parent_version").get(pk=job.removeprefix("ftjob-"))
-        train, validation = _split(ft)
         spec = {"base_model_path": ft.base_model_path, "output_dir": ft.output_dir, "method": ft.method,
-                "hyperparameters": ft.hyperparameters, "train": train, "validation": validation}
+                "hyperparameters": ft.hyperparameters, **_training_data(ft)}
         if ft.parent_version and ft.parent_version.adapter_path:
             spec["init_adapter_path"] = ft.parent_version.adapter_path
         self.stdout.write(json.dumps(spec, ensure_ascii=False))
