@@ -51,7 +51,7 @@ def ranking(scores: dict, chunks: dict) -> list:
     return documents
 
 
-def evaluate(path: str, kind: str | None, curve: bool = False, passages: str = "en") -> dict:
+def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: str = "en") -> dict:
     head, chunks, rows = load(path)
     passage_sample = "中文" if passages == "zh" else "English"
     if kind is None:
@@ -96,7 +96,8 @@ def evaluate(path: str, kind: str | None, curve: bool = False, passages: str = "
         },
     }
     if curve:
-        report["no_answer"]["curve"] = abstention_curve(answerable, unanswerable, CURVE)
+        thresholds = curve if isinstance(curve, list) else CURVE
+        report["no_answer"]["curve"] = abstention_curve(answerable, unanswerable, thresholds)
     return report
 
 
@@ -105,11 +106,17 @@ def main() -> int:
     parser.add_argument("pools", nargs="+")
     parser.add_argument("--kind", help="model kind whose settings to apply (default: the pool's model)")
     parser.add_argument("--curve", action="store_true")
+    parser.add_argument("--curve-range", nargs=3, type=float, metavar=("FROM", "TO", "STEP"),
+                        help="the curve at these thresholds instead of 0.60, 0.61, ... 0.90")
     parser.add_argument("--passages", choices=["en", "zh"], default="en", help="the corpus language")
     args = parser.parse_args()
     reports = []
     for path in args.pools:
-        report = evaluate(path, args.kind, args.curve, args.passages)
+        curve = args.curve
+        if args.curve_range:
+            low, high, step = args.curve_range
+            curve = [round(low + step * i, 4) for i in range(int(round((high - low) / step)) + 1)]
+        report = evaluate(path, args.kind, curve, args.passages)
         reports.append(report)
         print(f"{path} ({report['queries']} questions, settings of {report['kind']})")
         for mode, m in report["modes"].items():
@@ -117,6 +124,9 @@ def main() -> int:
         n = report["no_answer"]
         print(f"  no-answer at {n['threshold']}: answerable abstention {n['answerable_abstention']:.3f} "
               f"({n['answerable']}), unanswerable abstention {n['unanswerable_abstention']:.3f} ({n['unanswerable']})")
+        for point in n.get("curve", []):
+            print(f"    {point['threshold']:.4f}: answerable {point['answerable_abstention']:.3f} "
+                  f"unanswerable {point['unanswerable_abstention']:.3f}")
     print(json.dumps(reports))
     return 0
 
