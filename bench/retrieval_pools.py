@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -95,6 +96,12 @@ def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: 
             "unanswerable_abstention": round(sum(s < threshold for s in unanswerable) / max(1, len(unanswerable)), 4),
         },
     }
+    if answerable:
+        # The highest threshold at which at most 3% of the answerable questions abstain (the rule the
+        # per-pair thresholds follow): the (⌊0.03·n⌋+1)-th lowest relevance, rounded down.
+        ordered = sorted(answerable)
+        allowed = int(0.03 * len(ordered))
+        report["no_answer"]["highest_threshold_at_3_percent"] = math.floor(ordered[min(allowed, len(ordered) - 1)] * 10_000) / 10_000
     if curve:
         thresholds = curve if isinstance(curve, list) else CURVE
         report["no_answer"]["curve"] = abstention_curve(answerable, unanswerable, thresholds)
@@ -124,6 +131,8 @@ def main() -> int:
         n = report["no_answer"]
         print(f"  no-answer at {n['threshold']}: answerable abstention {n['answerable_abstention']:.3f} "
               f"({n['answerable']}), unanswerable abstention {n['unanswerable_abstention']:.3f} ({n['unanswerable']})")
+        if "highest_threshold_at_3_percent" in n:
+            print(f"  highest threshold with answerable abstention <= 0.03: {n['highest_threshold_at_3_percent']}")
         for point in n.get("curve", []):
             print(f"    {point['threshold']:.4f}: answerable {point['answerable_abstention']:.3f} "
                   f"unanswerable {point['unanswerable_abstention']:.3f}")
