@@ -59,6 +59,9 @@ def default_assistant_settings() -> dict:
     return {}
 
 
+BUILT_IN_ASSISTANT_NAME = "Company assistant"
+
+
 class Assistant(models.Model):
     """Name, system prompt, knowledge bases, retrieval settings and a model backend.
 
@@ -97,6 +100,14 @@ class Assistant(models.Model):
         ]
 
     def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        """The name shown on pages: the built-in default assistant's English name (stored by migration
+        chat.0002, and its /v1 model id) reads in the reader's language until an admin renames it."""
+        if self.is_default and self.name == BUILT_IN_ASSISTANT_NAME:
+            return str(_("Company assistant"))
         return self.name
 
 

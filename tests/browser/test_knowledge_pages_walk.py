@@ -25,7 +25,7 @@ WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 # Interface words that are the same in both languages (names, formats, units).
 SAME_IN_BOTH = {
     "CSV", "JSON", "BM25", "API", "IP", "MRR", "DeepSeek", "SHA", "Markdown", "RRF", "PDF", "HTML", "URL", "MB",
-    "root", "credit", "manager", "reviewer", "UTC", "txt", "csv", "jsonl", "LoRA", "alpha", "dropout", "HTTP", "SQL",
+    "root", "credit", "manager", "reviewer", "UTC", "txt", "csv", "jsonl", "LoRA", "DPO", "alpha", "dropout", "HTTP", "SQL",
 }
 CHROME = "h1, h2, h3, th, button, label, .mainnav a, .tabs a, .actions a, .pagination, legend"
 
@@ -212,6 +212,7 @@ def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, peopl
         "endpoints": reverse("chat:endpoints"),
         "training": reverse("training:index"),
         "datasets": reverse("training:datasets:list"),
+        "distill": reverse("training:datasets:distill"),
         "jobs": reverse("training:job_list"),
         "models": reverse("training:model_list"),
         "health": reverse("health:index"),

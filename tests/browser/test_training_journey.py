@@ -7,7 +7,6 @@ fixture fails the test on any console error or uncaught page error in either lan
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import redis
@@ -20,6 +19,7 @@ from tests.chat.conftest import company_assistant, kb_corpus  # noqa: F401 - fix
 from tests.core.test_worker_integration import broker, worker_process
 from tests.training.conftest import ml  # noqa: F401 - fixture
 from tests.training.facts import fact_rows
+from tests.training.jobs_helpers import wait_for
 from tests.training.test_jobs_worker import REDIS_URL
 from training.finetune.demo_model import ensure_demo_model
 from training.models import DatasetVersion, Evaluation, FineTuningJob, FineTuningStatus, ModelActivation
@@ -58,15 +58,7 @@ def gpu_worker(demo):
 
 
 def wait_until(predicate, proc, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited while waiting for {what}:\n{proc.stdout.read()[-5000:]}")
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
+    return wait_for(predicate, proc, timeout, what, interval=1)
 
 
 def test_upload_train_watch_evaluate_activate_and_chat(page, ml, credit, kb_corpus, company_assistant, gpu_worker):  # noqa: F811

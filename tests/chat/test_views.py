@@ -98,3 +98,24 @@ def test_regenerate_answers_the_same_question_again(kb_corpus, people, company_a
     again = Message.objects.get(pk=events[-1][1]["message_id"])
     assert again.regenerated_from_id == done["message_id"] and again.question == Message.objects.get(pk=done["message_id"]).question
     assert Message.objects.filter(role="user").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_built_in_assistant_reads_in_the_readers_language_until_renamed(people):
+    # The migration's default assistant (English name in the database, also its /v1 model id).
+    from chat.models import BUILT_IN_ASSISTANT_NAME, Assistant
+
+    # (A transactional test earlier in the run may have flushed the migration's row.)
+    assistant = Assistant.objects.get_or_create(is_default=True, defaults={"name": BUILT_IN_ASSISTANT_NAME})[0]
+    assert assistant.name == "Company assistant"
+    client = login(people["credit_employee"])
+    client.cookies.load({"django_language": "zh-hans"})
+    page = client.get("/chat/").content.decode()
+    assert "公司助手" in page and "Company assistant" not in page
+    client.cookies.load({"django_language": "en"})
+    assert "Company assistant" in client.get("/chat/").content.decode()
+    assistant.name = "Loans desk"
+    assistant.save()
+    client.cookies.load({"django_language": "zh-hans"})
+    page = client.get("/chat/").content.decode()
+    assert "Loans desk" in page and "公司助手" not in page

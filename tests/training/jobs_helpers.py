@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from training.services_datasets import dataset_create, dataset_version_create
 
 from .facts import fact_rows
@@ -31,3 +35,16 @@ def facts_version(actor, department, *, phrasings: int = 2, name: str = "Demo fa
     dataset = dataset_create(actor=actor, department=department, name=name)
     version, _ = dataset_version_create(actor=actor, dataset=dataset, payloads=fact_rows(phrasings), origin="upload")
     return version
+
+
+def wait_for(predicate, proc, timeout: float, what: str, interval: float = 0.5):
+    """Poll `predicate` until it returns something truthy; fail if the worker `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"worker exited while waiting for {what}:\n{proc.stdout.read()[-5000:]}")
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from datetime import timedelta
 
 from django.utils import timezone
@@ -24,7 +23,7 @@ from training import job_services as services
 from training.finetune.demo_model import ensure_demo_model
 from training.models import Evaluation, FineTuningJob, FineTuningStatus
 
-from .jobs_helpers import FULL_HP, LORA_HP, LORA_LEARN_HP, VALIDATION_FRACTION, facts_version
+from .jobs_helpers import FULL_HP, LORA_HP, LORA_LEARN_HP, VALIDATION_FRACTION, facts_version, wait_for
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Each test needs about a minute of CPU on an idle 2-core machine; the limits leave room for a loaded one.
@@ -52,16 +51,6 @@ def worker():
     return worker_process({"BROKER_URL": REDIS_URL})
 
 
-def wait_for(predicate, proc, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited while waiting for {what}:\n{proc.stdout.read()[-5000:]}")
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def finished(job: FineTuningJob, proc, timeout: float = 900) -> FineTuningJob:

@@ -19,22 +19,10 @@ def encode_pair(tokenizer, pair: dict, max_length: int | None) -> dict:
 
 def pair_collator(pad_id: int, counter=None):
     """A batch of B pairs as 2B rows: the chosen answers first, then the rejected ones."""
-    import torch
+    from .runner import padded_batch
 
     def collate(features: list[dict]) -> dict:
-        rows = [f["chosen"] for f in features] + [f["rejected"] for f in features]
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n] = torch.tensor(r["input_ids"])
-            labels[i, :n] = torch.tensor(r["labels"])
-            attention[i, :n] = 1
-        if counter is not None:
-            counter.tokens += int(attention.sum())
-        return {"input_ids": ids, "labels": labels, "attention_mask": attention}
+        return padded_batch([f["chosen"] for f in features] + [f["rejected"] for f in features], pad_id, counter)
 
     return collate
 

@@ -126,21 +126,27 @@ class _TokenCounter:
         self.tokens = 0
 
 
-def _collator(pad_id: int, counter: _TokenCounter):
+def padded_batch(rows: list[dict], pad_id: int, counter: _TokenCounter | None = None) -> dict:
+    """Encoded rows (input_ids, labels) as one right-padded batch; counts its non-padding tokens."""
     import torch
 
-    def collate(features: list[dict]) -> dict:
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
-        attention = torch.zeros((len(features), width), dtype=torch.long)
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids[i, :n] = torch.tensor(f["input_ids"])
-            labels[i, :n] = torch.tensor(f["labels"])
-            attention[i, :n] = 1
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r["input_ids"])
+        ids[i, :n] = torch.tensor(r["input_ids"])
+        labels[i, :n] = torch.tensor(r["labels"])
+        attention[i, :n] = 1
+    if counter is not None:
         counter.tokens += int(attention.sum())
-        return {"input_ids": ids, "labels": labels, "attention_mask": attention}
+    return {"input_ids": ids, "labels": labels, "attention_mask": attention}
+
+
+def _collator(pad_id: int, counter: _TokenCounter):
+    def collate(features: list[dict]) -> dict:
+        return padded_batch(features, pad_id, counter)
 
     return collate
 
