@@ -321,13 +321,14 @@ def dataset_from_chat_feedback(
 
 
 MAX_DISTILLATION_PROMPTS = 5000
+MAX_DISTILLATION_PROMPT_CHARS = 20_000  # a prompt or system prompt: more than any teacher's context
 KIND_DISTILL = "dataset_distill"
 
 
-def distillation_inputs_check(*, prompts: list[str], endpoint) -> list[str]:
-    """The prompts without blanks; DatasetOperationError when there are none, too many, or the
-    teacher is not an enabled OpenAI-compatible endpoint (checked before a job is queued, and again
-    when it runs)."""
+def distillation_inputs_check(*, prompts: list[str], endpoint, system_prompt: str = "") -> list[str]:
+    """The prompts without blanks; DatasetOperationError when there are none, too many, one too long,
+    or the teacher is not an enabled OpenAI-compatible endpoint (checked before a job is queued, and
+    again when it runs)."""
     from django.utils.translation import gettext as _
 
     prompts = [p.strip() for p in prompts if isinstance(p, str) and p.strip()]
@@ -335,6 +336,9 @@ def distillation_inputs_check(*, prompts: list[str], endpoint) -> list[str]:
         raise DatasetOperationError(_("Give the teacher at least one prompt."))
     if len(prompts) > MAX_DISTILLATION_PROMPTS:
         raise DatasetOperationError(_("At most %(n)s prompts at a time.") % {"n": MAX_DISTILLATION_PROMPTS})
+    if any(len(text) > MAX_DISTILLATION_PROMPT_CHARS for text in [*prompts, system_prompt or ""]):
+        raise DatasetOperationError(
+            _("A prompt or the system prompt is longer than %(n)s characters.") % {"n": MAX_DISTILLATION_PROMPT_CHARS})
     if endpoint is None or endpoint.kind != "openai" or not endpoint.enabled:
         raise DatasetOperationError(_("The teacher must be an enabled OpenAI-compatible model endpoint."))
     return prompts
@@ -349,7 +353,7 @@ def dataset_distill_enqueue(
     from core.services import job_create
 
     _require(dataset_policy.user_may_add_in(actor, department))
-    prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint)
+    prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint, system_prompt=system_prompt)
     return job_create(actor=actor, kind=KIND_DISTILL, check_permission=False, params={
         "actor": actor.pk, "department": department.pk, "endpoint": endpoint.pk, "prompts": prompts, "name": name,
         "system_prompt": system_prompt, "max_tokens": max_tokens,
@@ -383,7 +387,7 @@ def dataset_distill(
         _require(department is not None and dataset_policy.user_may_add_in(actor, department))
     else:
         _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
-    prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint)
+    prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint, system_prompt=system_prompt)
     teacher = {"endpoint": endpoint.name, "endpoint_id": endpoint.pk, "model": endpoint.model, "base_url": endpoint.base_url}
     try:
         backend = backend_for_endpoint(endpoint)

@@ -175,3 +175,29 @@ def test_the_page_queues_the_job_from_typed_and_file_prompts(ml, credit, teacher
     assert Job.objects.count() == 1
     # an employee without the training right gets no page
     assert login(ml["credit_employee"]).get(reverse("training:datasets:distill")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_api_answers_bad_input_with_400_and_queues_nothing(ml, credit, teacher_server):
+    teacher = endpoint_for(teacher_server)
+    good = {"name": "D", "department": credit.pk, "teacher": teacher.pk, "prompts": ["Who approves large loans?"]}
+    url = "/api/training/datasets/distill/"
+    client = api(ml["ml_engineer"])
+    bad_bodies = [
+        {**good, "department": "credit"},                 # wrong types
+        {**good, "teacher": {"id": teacher.pk}},
+        {**good, "prompts": "one prompt, not a list"},
+        {**good, "prompts": [{"role": "user"}]},
+        {**good, "max_tokens": -1},
+        {**good, "prompts": ["x" * 30_000]},             # one prompt longer than any context
+        {**good, "prompts": ["q"] * 5_001},              # more prompts than one job asks
+        {**good, "system_prompt": "s" * 30_000},
+        {**good, "name": "n" * 500},
+    ]
+    for body in bad_bodies:
+        response = client.post(url, body, format="json")
+        assert response.status_code == 400, (str(body)[:80], response.status_code, response.content[:300])
+    nested = '{"name": "D", "prompts": ' + "[" * 3000 + '"x"' + "]" * 3000 + "}"  # thousands of levels
+    for raw in ("{not json", nested):
+        assert client.post(url, raw, content_type="application/json").status_code == 400
+    assert not Job.objects.exists() and teacher_server.requests == []
