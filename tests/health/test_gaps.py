@@ -105,6 +105,11 @@ def test_a_manager_turns_a_group_into_a_draft_that_links_back(asked, people, cli
     vpn = group_of(VPN_EN)
     # Only a knowledge base the manager manages.
     client.post(f"/health/gaps/{vpn}/draft/", {f"g{vpn}-knowledge_base": asked["hr_kb"].pk, f"g{vpn}-title": "VPN"})
+    # Bad input: a refusal, nothing written.
+    for bad in ({f"g{vpn}-knowledge_base": "credit", f"g{vpn}-title": "VPN"},
+                {f"g{vpn}-knowledge_base": asked["credit_kb"].pk, f"g{vpn}-title": "t" * 100_000}):
+        assert client.post(f"/health/gaps/{vpn}/draft/", bad).status_code == 302
+    assert client.post("/health/gaps/999999/draft/", {f"g{vpn}-title": "VPN"}).status_code == 404
     assert not Document.objects.exists()
     response = client.post(f"/health/gaps/{vpn}/draft/", {f"g{vpn}-knowledge_base": asked["credit_kb"].pk,
                                                           f"g{vpn}-title": "Resetting the VPN password"})

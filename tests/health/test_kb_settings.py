@@ -40,7 +40,7 @@ def test_a_manager_sets_the_days_on_the_page_and_it_decides_staleness(synced, pe
     assert entry.object_id == str(kb.pk) and entry.actor == people["credit_manager"]
     assert 'value="5"' in client.get(f"/health/knowledge-bases/{kb.pk}/settings/").content.decode()
 
-    for bad in ("0", "366", "three"):
+    for bad in ("0", "366", "three", "9" * 10_000, "1e3", ""):
         response = client.post(f"/health/knowledge-bases/{kb.pk}/settings/", {"source_failure_days": bad})
         assert response.status_code == 400 and 'class="errors"' in response.content.decode()
     assert KnowledgeBaseHealth.objects.get(knowledge_base=kb).source_failure_days == 5
