@@ -67,3 +67,13 @@ def login(page, user, password: str = PASSWORD) -> None:
     with page.expect_navigation():
         page.click("button[type=submit].primary")
     assert "/accounts/login/" not in page.url, f"login failed for {user.username}"
+
+
+def screenshot(page, name: str) -> None:
+    """With BROWSER_SCREENSHOTS_DIR set, keep a full-page screenshot (to look at both languages)."""
+    from pathlib import Path
+
+    folder = os.environ.get("BROWSER_SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

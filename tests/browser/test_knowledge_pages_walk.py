@@ -3,9 +3,7 @@ console error, no horizontal overflow, no untranslated interface word in Chinese
 upload → edit → archive → restore in both languages. BROWSER_SCREENSHOTS_DIR keeps screenshots."""
 
 import datetime as dt
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -16,7 +14,7 @@ from core.audit import AuditAction
 from core.models import AuditEntry
 from knowledge import services
 from knowledge.models import Chunk, Document, DocumentState
-from tests.browser.conftest import login
+from tests.browser.conftest import login, screenshot
 from tests.factories import KnowledgeBaseFactory, published_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,15 +33,8 @@ def console_errors_allowed():
     return [r"status of 400 \(Bad Request\)"]  # a refused form answers 400
 
 
-def _screenshot(page, name: str) -> None:
-    folder = os.environ.get("BROWSER_SCREENSHOTS_DIR")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
 def _problems(page, name: str, language: str) -> list[str]:
-    _screenshot(page, name)
+    screenshot(page, name)
     found = []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     if overflow > 1:

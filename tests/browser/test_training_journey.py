@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from chat.models import Message
 from chat.services import endpoint_save
-from tests.browser.conftest import login
+from tests.browser.conftest import login, screenshot
 from tests.chat.conftest import company_assistant, kb_corpus  # noqa: F401 - fixtures
 from tests.core.test_worker_integration import broker, worker_process
 from tests.training.conftest import ml  # noqa: F401 - fixture
@@ -107,6 +107,7 @@ def test_upload_train_watch_evaluate_activate_and_chat(page, ml, credit, kb_corp
     assert any("Job succeeded" in t for t in events.all_inner_texts())
     version = job.fine_tuned_model
     expect(page.locator("#job-summary")).to_contain_text(version.name)
+    screenshot(page, "en-training-job")
 
     # 4. Evaluate the new version on its training file's validation split, from the models page.
     page.goto("/training/models/")
@@ -127,6 +128,7 @@ def test_upload_train_watch_evaluate_activate_and_chat(page, ml, credit, kb_corp
     page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('evaluation-chart'))")
     # the job's own held-out rows: 5 of 20 at the validation fraction the job was started with
     assert page.locator("#evaluation-items tbody tr").count() == 5
+    screenshot(page, "en-training-evaluation")
 
     # 5. Activate it: the gate passes (no version is active to compare with); the registry says so.
     page.goto("/training/models/")
@@ -154,16 +156,20 @@ def test_upload_train_watch_evaluate_activate_and_chat(page, ml, credit, kb_corp
     page.goto(f"/training/jobs/{job.pk}/")
     expect(page.locator("h1")).to_contain_text("微调任务")
     page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('loss-chart'))")
+    screenshot(page, "zh-training-job")
     page.goto(f"/training/evaluations/{evaluation.pk}/")
     page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('evaluation-chart'))")
+    screenshot(page, "zh-training-evaluation")
     page.goto("/training/models/")
     expect(page.locator("#active-model")).to_contain_text("当前启用版本")
     page.goto("/training/jobs/")
+    screenshot(page, "zh-training-jobs")
     page.goto("/training/datasets/")
     page.goto("/training/datasets/distill/")
     expect(page.locator("h1")).to_contain_text("从教师模型蒸馏")
     page.goto(f"/training/datasets/{dataset_version.dataset_id}/v1/")
     page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('token-length-histogram'))")
+    screenshot(page, "zh-training-dataset-version")
     page.goto("/chat/")
     page.fill("#question", "超过一百万元的贷款由谁审批？")
     page.click("#send")
