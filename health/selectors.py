@@ -215,7 +215,8 @@ def gap_group_list(*, user: Any, examples: int = 3, limit: int = 200) -> list[Ga
 
     since = timezone.now() - dt.timedelta(days=gap_window_days())
     questions = (gap_question_policy.instances_user_has_permission_for(user, "view")
-                 .filter(asked_at__gte=since, group__isnull=False).select_related("group").order_by("-asked_at", "-pk"))
+                 .filter(asked_at__gte=since, group__isnull=False).select_related("group")
+                 .defer("vector", "group__centroid").order_by("-asked_at", "-pk"))
     rows: dict[int, GapRow] = {}
     for q in questions:
         row = rows.get(q.group_id)

@@ -125,10 +125,15 @@ def notifications(request):
 def gaps(request):
     _require_watcher(request)
     knowledge_bases = selectors.managed_knowledge_bases(user=request.user)
+    choices = list(knowledge_bases)  # one query for every group's select, not one per group
     rows = selectors.gap_group_list(user=request.user)
-    forms = [(row, GapDraftForm(knowledge_bases=knowledge_bases, initial={"title": row.examples[0] if row.examples else ""},
-                                prefix=f"g{row.group.pk}")) for row in rows]
-    return render(request, "health/gaps.html", {"rows": forms, "section": "gaps", "may_draft": knowledge_bases.exists()})
+    forms = []
+    for row in rows:
+        form = GapDraftForm(knowledge_bases=knowledge_bases, initial={"title": row.examples[0] if row.examples else ""},
+                            prefix=f"g{row.group.pk}")
+        form.fields["knowledge_base"].choices = [(kb.pk, str(kb)) for kb in choices]
+        forms.append((row, form))
+    return render(request, "health/gaps.html", {"rows": forms, "section": "gaps", "may_draft": bool(choices)})
 
 
 @require_POST

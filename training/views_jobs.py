@@ -13,8 +13,8 @@ from django.views.decorators.http import require_POST
 from . import job_selectors as selectors
 from . import job_services as services
 from .evaluation import comparison
-from .finetune.hyperparameters import METHODS, defaults
-from .models import DatasetVersion, ModelVersionKind
+from .finetune.hyperparameters import defaults
+from .models import DatasetVersion, FineTuningMethod, ModelVersionKind
 from .policy import dataset_version_policy
 from .policy_jobs import fine_tuning_job_policy, model_version_policy
 
@@ -24,13 +24,9 @@ def _require_training(user) -> None:
         raise PermissionDenied
 
 
-METHOD_LABELS = {"full": _("Full fine-tuning"), "lora": _("LoRA"), "dora": _("DoRA"), "ia3": _("IA3"),
-                 "dpo": _("DPO (preference pairs, LoRA)")}
-
-
 class JobForm(forms.Form):
     dataset_version = forms.ModelChoiceField(label=_("Training file (dataset version)"), queryset=DatasetVersion.objects.none())
-    method = forms.ChoiceField(label=_("Method"), choices=[(m, METHOD_LABELS[m]) for m in METHODS], initial="lora")
+    method = forms.ChoiceField(label=_("Method"), choices=FineTuningMethod.choices, initial="lora")
     parent_version = forms.ModelChoiceField(
         label=_("Continue from (incremental or staged training)"), queryset=None, required=False
     )
