@@ -215,8 +215,10 @@ class EvaluationCreateSerializer(serializers.Serializer):
     model_version = serializers.IntegerField()
     dataset_version = serializers.IntegerField()
     split = serializers.ChoiceField(choices=["validation", "train", "all"], default="validation")
-    seed = serializers.IntegerField(required=False, default=42, min_value=0)
-    validation_fraction = serializers.FloatField(required=False, default=0.1, min_value=0.01, max_value=0.99)
+    seed = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=0,
+                                    help_text="Default: the training job's on its own training file, else 42.")
+    validation_fraction = serializers.FloatField(required=False, default=None, allow_null=True, min_value=0.01,
+                                                 max_value=0.99, help_text="Default: the training job's on its own training file, else 0.1.")
     rag = serializers.BooleanField(required=False, default=False)
     robustness = serializers.BooleanField(required=False, default=True)
     limit = serializers.IntegerField(required=False, default=200, min_value=1, max_value=5000)

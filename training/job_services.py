@@ -272,11 +272,13 @@ def evaluation_create(
     model_version: ModelVersion,
     dataset_version: DatasetVersion,
     split: str = "validation",
-    seed: int = 42,
-    validation_fraction: float = 0.1,
+    seed: int | None = None,
+    validation_fraction: float | None = None,
     options: dict | None = None,
     check_permission: bool = True,
 ) -> Evaluation:
+    """seed and validation_fraction default to the training job's when the dataset version is the one
+    the model was trained on (so "validation" is the rows it held out), else to 42 and 0.1."""
     if check_permission:
         if not model_version_policy.user_has_permission_for_instance(actor, "evaluate", model_version):
             raise PermissionDenied
@@ -284,6 +286,12 @@ def evaluation_create(
             raise PermissionDenied
     if split not in ("validation", "train", "all"):
         raise ValidationError({"split": "Choose validation, train or all."})
+    trained = model_version.job
+    own_file = trained is not None and trained.dataset_version_id == dataset_version.pk
+    if seed is None:
+        seed = trained.hyperparameters.get("seed", 42) if own_file else 42
+    if validation_fraction is None:
+        validation_fraction = trained.validation_fraction if own_file else 0.1
     evaluation = Evaluation.objects.create(
         model_version=model_version,
         dataset_version=dataset_version,

@@ -172,8 +172,7 @@ def fine_tune(core_job: Job) -> dict:
     services.event_add(job=job, message=f"Job succeeded: model version {version.name}")
     if job.metrics.get("auto_evaluate", True):
         services.evaluation_create(
-            actor=job.created_by, model_version=version, dataset_version=job.dataset_version,
-            seed=job.hyperparameters.get("seed", 42), validation_fraction=job.validation_fraction, check_permission=False,
+            actor=job.created_by, model_version=version, dataset_version=job.dataset_version, check_permission=False,
         )
     return {"model_version": version.pk, **result.metrics}
 

@@ -185,15 +185,9 @@ def model_evaluate(request, pk):
     if not form.is_valid():
         messages.error(request, _("Choose a dataset version."))
         return redirect("training:model_list")
-    dataset_version = form.cleaned_data["dataset_version"]
-    split = {}
-    trained = version.job
-    if trained is not None and trained.dataset_version_id == dataset_version.pk:
-        # The version's own training file: split it as the job did, so "validation" is the held-out rows.
-        split = {"validation_fraction": trained.validation_fraction, "seed": trained.hyperparameters.get("seed", 42)}
     evaluation = services.evaluation_create(
-        actor=request.user, model_version=version, dataset_version=dataset_version,
-        split=form.cleaned_data["split"], options={"rag": form.cleaned_data["rag"]}, **split,
+        actor=request.user, model_version=version, dataset_version=form.cleaned_data["dataset_version"],
+        split=form.cleaned_data["split"], options={"rag": form.cleaned_data["rag"]},
     )
     return redirect("training:evaluation_detail", pk=evaluation.pk)
 
