@@ -40,6 +40,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # cosine (0) to the best (1).
     "dense_norm": "floor",
     "dense_floor": 0.0,
+    # How the weighted fusion scales BM25: "bound" = score / the best score a chunk could reach for
+    # this query; "max" = score / the best candidate's score (per query, the top BM25 hit is 1).
+    "bm25_norm": "bound",
     "rrf_k": 60,
     "candidates": 50,
     "rerank_top": 20,
@@ -342,7 +345,7 @@ def _ranks(scores: dict[int, float]) -> dict[int, int]:
 def fuse(
     bm25: dict[int, float], dense: dict[int, float], *, bm25_bound: float, weights: dict, fusion: str, rrf_k: int = 60,
     dense_floor: float = 0.0, dense_norm: str = "floor", depth: int = 50, languages: dict[int, str] | None = None,
-    query_language: str | None = None, bm25_weight_cross_language: float | None = None,
+    query_language: str | None = None, bm25_weight_cross_language: float | None = None, bm25_norm: str = "bound",
 ) -> dict[int, float]:
     """Fused scores of the union of candidates.
 
@@ -375,7 +378,7 @@ def fuse(
             + (wd / (rrf_k + rd[cid]) if cid in rd else 0.0)
             for cid in candidates
         }
-    bound = bm25_bound or 1.0
+    bound = (max(bm25.values(), default=0.0) if bm25_norm == "max" else bm25_bound) or 1.0
     if dense_norm == "minmax" and dense:
         best = sorted(dense.values(), reverse=True)[:depth]
         dense_floor = best[-1]
@@ -397,7 +400,7 @@ def fuse_with(cfg: dict, query: str, bm25: dict, dense: dict, bound: float, *, w
         bm25, dense, bm25_bound=bound, weights=weights, fusion=cfg["fusion"], rrf_k=int(cfg["rrf_k"]),
         dense_floor=float(cfg["dense_floor"]), dense_norm=cfg["dense_norm"], depth=int(cfg["candidates"]),
         languages=languages, query_language=language(query),
-        bm25_weight_cross_language=cfg.get("bm25_weight_cross_language"),
+        bm25_weight_cross_language=cfg.get("bm25_weight_cross_language"), bm25_norm=cfg.get("bm25_norm", "bound"),
     )
 
 
