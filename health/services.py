@@ -370,7 +370,11 @@ def _asked_against(messages) -> dict[int, list[int]]:
 
 def gap_scan(*, progress=None) -> dict:
     """Collect the questions of the window that got the no-knowledge outcome or a thumbs down and
-    that are not collected yet, embed each once, and add them to the groups (health/gaps.py)."""
+    that are not collected yet, embed each once, and add them to the groups (health/gaps.py).
+
+    After the embedding model changed, the window's questions grouped with the old model are
+    embedded again and grouped anew with the new ones (one subject stays one group, not one per
+    model); a group's draft goes with the first of its questions, and the old model's groups go."""
     import datetime as dt
 
     import numpy as np
@@ -388,14 +392,17 @@ def gap_scan(*, progress=None) -> dict:
     negative = set(Feedback.objects.filter(rating=-1, message__in=answers).values_list("message_id", flat=True))
     messages = list(answers.filter(Q(status=MessageStatus.NO_KNOWLEDGE) | Q(pk__in=negative))
                     .select_related("conversation__user").order_by("created_at", "pk"))
-    if not messages:
-        report(1.0, "done")
-        return {"questions": 0, "groups": GapGroup.objects.count()}
     model = configured_model_id()
+    stale = list(GapQuestion.objects.filter(asked_at__gte=since).exclude(group__model=model)
+                 .select_related("group").defer("vector", "group__centroid").order_by("asked_at", "pk"))
+    if not messages and not stale:
+        report(1.0, "done")
+        return {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count()}
     scopes = _asked_against(messages)
-    report(0.1, f"0/{len(messages)}")
-    vectors = gaps.question_vectors(model, [m.question for m in messages])
-    report(0.8, f"{len(messages)}/{len(messages)}")
+    total = len(stale) + len(messages)
+    report(0.1, f"0/{total}")
+    vectors = gaps.question_vectors(model, [q.question for q in stale] + [m.question for m in messages])
+    report(0.8, f"{total}/{total}")
     with transaction.atomic():
         groups = list(GapGroup.objects.select_for_update().filter(model=model).order_by("pk"))
         centroids = [np.array(g.centroid, dtype=np.float64) for g in groups]
@@ -403,18 +410,29 @@ def gap_scan(*, progress=None) -> dict:
         indexes = gaps.assign(vectors, centroids, sizes)
         for index in range(len(groups), len(centroids)):
             groups.append(GapGroup(model=model))
-        for group, centroid, size in zip(groups, centroids, sizes, strict=True):
-            group.centroid = [float(x) for x in centroid]
-            group.size = size
+        changed = set(indexes)  # only the groups that took a question are written
+        for question, index in zip(stale, indexes, strict=False):
+            old, new = question.group, groups[index]
+            if old is not None and old.draft_document_id and not new.draft_document_id:
+                new.draft_document_id, new.drafted_by_id, new.drafted_at = old.draft_document_id, old.drafted_by_id, old.drafted_at
+        for index in sorted(changed):
+            group = groups[index]
+            group.centroid = [float(x) for x in centroids[index]]
+            group.size = sizes[index]
             group.save()
+        for question, vector, index in zip(stale, vectors, indexes, strict=False):
+            question.vector, question.group = [float(x) for x in vector], groups[index]
+        GapQuestion.objects.bulk_update(stale, ["vector", "group"], batch_size=500)
+        # The old model's groups now hold only questions older than the window (never shown).
+        GapGroup.objects.exclude(model=model).delete()
         GapQuestion.objects.bulk_create([
             GapQuestion(message=m, asker=m.conversation.user, question=m.question[:2000], asked_at=m.created_at,
                         reason=GapReason.NO_KNOWLEDGE if m.status == MessageStatus.NO_KNOWLEDGE else GapReason.NEGATIVE_FEEDBACK,
                         knowledge_bases=scopes[m.pk], vector=[float(x) for x in vector], group=groups[index])
-            for m, vector, index in zip(messages, vectors, indexes, strict=True)
+            for m, vector, index in zip(messages, vectors[len(stale):], indexes[len(stale):], strict=True)
         ], ignore_conflicts=True)
     report(1.0, "done")
-    return {"questions": len(messages), "groups": len(groups)}
+    return {"questions": len(messages), "regrouped": len(stale), "groups": len(groups)}
 
 
 def gap_scan_start(*, actor: Any = None):

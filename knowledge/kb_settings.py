@@ -77,6 +77,7 @@ RETRIEVAL_SETTINGS: dict[str, Any] = {
     "weights_cjk_monolingual": _weights,
     "bm25_weight_cross_language": _optional(_range(0, 10)),
     "dense_norm": _choice("floor", "minmax"),
+    "bm25_norm": _choice("bound", "max"),
     "dense_floor": _range(0, 0.99),
     "rrf_k": _range(1, 1000, integer=True),
     "candidates": _range(1, 1000, integer=True),

