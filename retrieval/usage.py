@@ -97,3 +97,7 @@ def on_request_finished(sender, **kwargs) -> None:
         rollup()
     except Exception:  # noqa: BLE001 - the ids stay buffered for the next try
         logger.exception("Could not record which chunks search returned")
+    finally:
+        # Django closed the request's connection before this ran (its handler comes first); the one
+        # the roll-up opened would otherwise stay idle until this thread's next request.
+        connection.close_if_unusable_or_obsolete()

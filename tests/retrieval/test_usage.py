@@ -77,6 +77,17 @@ def test_a_web_search_is_rolled_up_after_its_response(chunks, people, client_for
     assert ChunkRetrieval.objects.get().chunk_id == loan.pk
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_roll_up_after_a_response_leaves_no_idle_connection(chunks, people, settings):
+    loan, _ = chunks
+    settings.RETRIEVAL_USAGE_ROLLUP_SECONDS = 0
+    search(people["credit_employee"], "Who approves loan applications above one million yuan?", k=1)
+    connection.close()  # what Django's own request_finished handler did first (CONN_MAX_AGE 0)
+    usage.on_request_finished(None)
+    assert connection.connection is None
+    assert ChunkRetrieval.objects.get().chunk_id == loan.pk
+
+
 def test_hit_testing_is_not_a_use_of_the_knowledge(chunks, people, client_for):
     loan, _ = chunks
     page = client_for(people["credit_manager"]).get(
