@@ -19,7 +19,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from accounts.policy import Capability, PermissionPolicy, departments_for, is_active_user
-from knowledge.policy import chunk_policy, document_policy, knowledge_base_policy
+from knowledge.policy import chunk_policy, document_policy
+from knowledge.selectors import managed_knowledge_bases
 
 from .models import CarryOver, Conflict, GapGroup, GapQuestion
 
@@ -72,10 +73,6 @@ def readable_document_ids(user: Any, document_ids) -> set[int]:
     return set(document_policy.instances_user_has_permission_for(user, "view").filter(pk__in=list(document_ids)).values_list("pk", flat=True))
 
 
-def managed_knowledge_base_ids(user: Any) -> list[int]:
-    return list(knowledge_base_policy.instances_user_has_permission_for(user, "change").values_list("pk", flat=True))
-
-
 class GapQuestionPolicy(PermissionPolicy[GapQuestion]):
     model = GapQuestion
     actions = frozenset({"view"})
@@ -84,7 +81,8 @@ class GapQuestionPolicy(PermissionPolicy[GapQuestion]):
         self._check_action(action)
         if not is_active_user(user):
             return GapQuestion.objects.none()
-        return GapQuestion.objects.filter(knowledge_bases__overlap=managed_knowledge_base_ids(user))
+        return GapQuestion.objects.filter(
+            knowledge_bases__overlap=list(managed_knowledge_bases(user=user).values_list("pk", flat=True)))
 
 
 class GapGroupPolicy(PermissionPolicy[GapGroup]):

@@ -244,12 +244,6 @@ def gap_group_get(*, user: Any, pk: Any):
     return gap_group_policy.instance_for_user(user, "view", pk)
 
 
-def managed_knowledge_bases(*, user: Any):
-    from knowledge.policy import knowledge_base_policy
-
-    return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department").order_by("name")
-
-
 def unretrieved_days() -> int:
     from django.conf import settings
 
@@ -262,10 +256,10 @@ def unretrieved_documents(*, user: Any):
     retrieved and created before the window. Each with its last retrieved day (or None)."""
     from django.db.models import Max, Q
 
-    from knowledge.policy import knowledge_base_policy
+    from knowledge.selectors import managed_knowledge_bases
 
     cutoff = timezone.localdate() - dt.timedelta(days=unretrieved_days())
-    managed = knowledge_base_policy.instances_user_has_permission_for(user, "change").values("pk")
+    managed = managed_knowledge_bases(user=user).values("pk")
     return (Document.objects.filter(knowledge_base__in=managed, live_version__isnull=False)
             .exclude(state=DocumentState.ARCHIVED)
             .annotate(last_retrieved=Max("chunks__retrieval__last_retrieved"))

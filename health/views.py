@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from core.audit import client_ip
+from knowledge.selectors import managed_knowledge_bases
 
 from . import selectors, services
 from .forms import DismissForm, GapDraftForm, KnowledgeBaseHealthForm
@@ -124,7 +125,7 @@ def notifications(request):
 
 def gaps(request):
     _require_watcher(request)
-    knowledge_bases = selectors.managed_knowledge_bases(user=request.user)
+    knowledge_bases = managed_knowledge_bases(user=request.user)
     choices = list(knowledge_bases)  # one query for every group's select, not one per group
     rows = selectors.gap_group_list(user=request.user)
     forms = []
@@ -148,7 +149,7 @@ def gap_scan_start(request):
 def gap_draft(request, pk):
     _require_watcher(request)
     group = selectors.gap_group_get(user=request.user, pk=pk)
-    form = GapDraftForm(request.POST, knowledge_bases=selectors.managed_knowledge_bases(user=request.user), prefix=f"g{group.pk}")
+    form = GapDraftForm(request.POST, knowledge_bases=managed_knowledge_bases(user=request.user), prefix=f"g{group.pk}")
     if not form.is_valid():
         messages.error(request, _("Choose a knowledge base you manage and a title."))
         return redirect("health:gaps")

@@ -46,6 +46,11 @@ def knowledge_base_list(*, user: Any) -> QuerySet[KnowledgeBase]:
     )
 
 
+def managed_knowledge_bases(*, user: Any) -> QuerySet[KnowledgeBase]:
+    """The knowledge bases `user` may change (manage), by name: hit testing and the health pages."""
+    return knowledge_base_policy.instances_user_has_permission_for(user, "change").select_related("department").order_by("name")
+
+
 def knowledge_base_get(*, user: Any, pk: Any) -> KnowledgeBase:
     return knowledge_base_policy.instance_for_user(user, "view", pk)
 

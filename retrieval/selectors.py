@@ -5,14 +5,10 @@ from __future__ import annotations
 from django.http import Http404
 
 from knowledge.models import Document, KnowledgeBase
-from knowledge.policy import document_policy, knowledge_base_policy
+from knowledge.policy import document_policy
+from knowledge.selectors import managed_knowledge_bases
 
 from .models import HitTestRun, HitTestSet
-
-
-def managed_knowledge_bases(*, user):
-    """Knowledge bases the user manages: hit-testing is a knowledge manager's tool."""
-    return knowledge_base_policy.instances_user_has_permission_for(user, "change").order_by("name")
 
 
 def managed_knowledge_base_get(*, user, pk: int) -> KnowledgeBase:

@@ -9,6 +9,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from knowledge.selectors import managed_knowledge_bases
+
 from . import search as search_module
 from . import selectors, services
 from .indexing import index_is_stale
@@ -45,7 +47,7 @@ class TestQueryForm(forms.Form):
 
 
 def hit_test(request):
-    knowledge_bases = list(selectors.managed_knowledge_bases(user=request.user))
+    knowledge_bases = list(managed_knowledge_bases(user=request.user))
     # Only a submitted search binds the form: arriving from a knowledge base's page (or the top bar)
     # preselects it without greeting the manager with "This field is required".
     submitted = "query" in request.GET
