@@ -34,6 +34,11 @@ from config.celery import Queue
 WORKER_LOST = _("The worker stopped responding (it was killed or timed out); it can be retried.")
 
 
+class JobFailed(Exception):
+    """A job handler's failure whose message is for the user (bad input, a teacher model that
+    failed): `job_execute` records the message alone, without the traceback it keeps for bugs."""
+
+
 @dataclass(frozen=True)
 class WorkKind:
     """How one table of background-work rows behaves. Rows carry the fields status, attempts,

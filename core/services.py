@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .jobs import WorkKind, get_kind, work_kind, work_kinds
+from .jobs import JobFailed, WorkKind, get_kind, work_kind, work_kinds
 from .models import Job, JobStatus
 from .policy import job_policy
 
@@ -228,6 +228,8 @@ def job_execute(*, job_id: Any) -> Job | None:
     job = claimed[0]
     try:
         result = get_kind(job.kind).handler(job) or {}
+    except JobFailed as exc:
+        work_fail(kind="job", row=job, error=str(exc))
     except Exception as exc:  # the job row records every failure (soft time limit included)
         work_fail(kind="job", row=job, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}")
     else:

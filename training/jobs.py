@@ -7,17 +7,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.celery import Queue
-from core.jobs import register
+from core.jobs import JobFailed, register
 from core.models import Job
 from core.services import job_progress
 
 from . import job_services as services
 from .finetune.runner import Hooks, RunSpec, TrainingInputError, check_base_model, run_fine_tune
 from .models import Evaluation, FineTuningJob, ModelVersionKind
-
-
-class JobFailed(Exception):
-    """A clear failure message (the job row keeps it without a traceback in ft.error)."""
 
 
 def _split(job: FineTuningJob):

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Department, User
-from core.jobs import register
+from core.jobs import JobFailed, register
 from core.models import Job
 from core.services import job_progress
 
@@ -31,7 +31,6 @@ def dataset_from_knowledge_job(job: Job) -> dict:
 @register(services.KIND_DISTILL)
 def dataset_distill_job(job: Job) -> dict:
     from chat.models import ModelEndpoint
-    from core.services import work_fail
 
     params = job.params
     actor = User.objects.get(pk=params["actor"], is_active=True)
@@ -43,9 +42,7 @@ def dataset_distill_job(job: Job) -> dict:
             progress=lambda fraction, message: job_progress(job=job, fraction=fraction, message=message),
         )
     except services.DatasetOperationError as exc:
-        # The teacher's failure is the user's to read: the message alone, no traceback.
-        work_fail(kind="job", row=job, error=str(exc))
-        return {}
+        raise JobFailed(str(exc)) from None  # the teacher's failure is the user's to read
     return {"dataset": version.dataset.name, "version": version.number, "rows": version.row_count,
             "teacher": version.report["teacher"]["model"] or version.report["teacher"]["endpoint"],
             "url": reverse("training:datasets:version", args=[version.dataset_id, version.number])}

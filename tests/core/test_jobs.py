@@ -5,7 +5,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from core.audit import AuditAction, audit_log
-from core.jobs import register
+from core.jobs import JobFailed, register
 from core.models import AuditEntry, Job, JobStatus
 from core.services import job_create, job_execute, work_reap
 
@@ -21,6 +21,19 @@ def test_a_failing_job_records_the_error_and_never_stays_running(people):
     assert job.status == JobStatus.FAILED
     assert "the model directory is missing" in job.error
     assert job.finished_at is not None
+
+
+@register("test_refused")
+def _refused(job):
+    raise JobFailed("The teacher model failed: 401 Unauthorized.")
+
+
+def test_a_job_failing_with_a_message_for_the_user_records_that_message_alone(people):
+    boom = job_execute(job_id=job_create(actor=people["superuser"], kind="test_boom").pk)
+    assert "Traceback" in boom.error and boom.error.startswith("RuntimeError: ")  # a bug keeps its traceback
+    refused = job_execute(job_id=job_create(actor=people["superuser"], kind="test_refused").pk)
+    assert refused.status == JobStatus.FAILED and refused.finished_at is not None
+    assert refused.error == "The teacher model failed: 401 Unauthorized."
 
 
 def test_job_runs_in_process_and_reports_pgvector(people):
