@@ -8,6 +8,11 @@ MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
 # Uploads larger than this are refused (ingestion reads this too).
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Small requests in memory; otherwise a temporary file that never holds more than UPLOAD_MAX_BYTES.
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "core.uploads.LimitedTemporaryFileUploadHandler",
+]
 # SQL/HTTP source credentials: Fernet keys of their own, first encrypts, all decrypt (sources.crypto).
 # Unset: DEBUG generates a development key file (outside var/pgdata); otherwise credentials cannot be saved.
 SOURCE_CREDENTIALS_KEYS = env_list("SOURCE_CREDENTIALS_KEYS", [])
