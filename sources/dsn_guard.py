@@ -350,3 +350,16 @@ def product_system_identifier() -> str:
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT system_identifier::text FROM pg_control_system()")
         return cursor.fetchone()[0]
+
+
+# --- MySQL and MariaDB, after connecting ------------------------------------------------------------
+
+
+def is_mariadb(conn: Any) -> bool:
+    return "mariadb" in conn.get_server_info().lower()
+
+
+def mysql_error_text(exc: Exception) -> str:
+    """The server's message without the driver's `(code, '…')` wrapping."""
+    args = getattr(exc, "args", ())
+    return str(args[1]) if len(args) == 2 else str(exc)
