@@ -5,9 +5,10 @@ only under SOURCES_SQLITE_DIR) and the connection goes to the address that was c
 PostgreSQL through psycopg (the role is checked at connect: no superuser, no member of
 pg_read_server_files and friends; the transaction is read-only and `statement_timeout` is set at
 connect time, so even a function with side effects cannot write); SQLite through the standard
-library (opened `mode=ro` plus `PRAGMA query_only`); MySQL and MariaDB through PyMySQL (a
-read-only transaction; one statement per query; MariaDB's `max_statement_time` or MySQL's
-`max_execution_time`, and the socket's read timeout behind them).
+library (opened `mode=ro` plus `PRAGMA query_only`); MySQL and MariaDB through PyMySQL (the
+account's global privileges are checked at connect: no FILE, SUPER, SYSTEM_VARIABLES_ADMIN or ALL
+PRIVILEGES, through roles neither; a read-only transaction; one statement per query; MariaDB's
+`max_statement_time` or MySQL's `max_execution_time`, and the socket's read timeout behind them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import quote
 
 from django.utils.translation import gettext as _
 
-from .dsn_guard import check_postgresql_session, is_mariadb, mysql_error_text, vet_dsn
+from .dsn_guard import check_mysql_session, check_postgresql_session, is_mariadb, mysql_error_text, vet_dsn
 from .errors import FetchError
 
 CONNECT_TIMEOUT_S = 10
@@ -134,6 +135,8 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
         raise FetchError(_("Database error: %(error)s") % {"error": mysql_error_text(exc)}) from exc
     started = time.monotonic()
     try:
+        check_mysql_session(conn)
+        conn.rollback()
         cursor = conn.cursor()
         if is_mariadb(conn):
             cursor.execute(f"SET SESSION max_statement_time = {int(timeout_s)}")

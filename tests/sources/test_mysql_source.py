@@ -10,16 +10,27 @@ from urllib.parse import quote
 
 import pymysql
 import pytest
+from django.utils import translation
 from pymysql.constants import CLIENT
 
 from knowledge.models import Document
+from sources.dsn_guard import RefusedDSN, dangerous_mysql_privileges
 from sources.errors import FetchError
 from sources.fetch_sql import fetch_rows
 from sources.models import AllowedHost, SourceKind, SyncStatus
-from sources.services import source_create, source_sync
+from sources.services import source_create, source_sync, source_sync_run
+from tests.conftest import login
 
 HOST, PORT = "127.0.0.1", 3306
 READ_ONLY = "The query tried to write; sources are read-only: Cannot execute statement in a READ ONLY transaction"
+HELD = (
+    "The database account holds global privileges (ON *.*) that read or write files on the database server or "
+    "change its settings: {privileges}. Connect with an account that can only read what the source needs."
+)
+THROUGH_ROLE = (
+    "The database account can use global privileges (ON *.*) through the role {role} that read or write files on "
+    "the database server or change its settings: {privileges}. Connect with an account without that role."
+)
 
 
 class MariaDB:
@@ -92,6 +103,14 @@ def mariadb():
         )
         server.account("reader", SELECT_ON_DB)
         server.account("writer", "GRANT ALL PRIVILEGES ON {db}.* TO {grantee}")  # no global privilege
+        server.account("file", "GRANT FILE ON *.* TO {grantee}", SELECT_ON_DB)
+        server.account("super", "GRANT SUPER ON *.* TO {grantee}", SELECT_ON_DB)
+        server.account("all", "GRANT ALL PRIVILEGES ON *.* TO {grantee}")
+        file_role = server.role("file_role", "GRANT FILE ON *.* TO {grantee}")
+        server.account("default_role", SELECT_ON_DB, f"GRANT `{file_role}` TO {{grantee}}",
+                       f"SET DEFAULT ROLE `{file_role}` FOR {{grantee}}")
+        outer_role = server.role("outer_role", f"GRANT `{file_role}` TO {{grantee}}")
+        server.account("inactive_role", SELECT_ON_DB, f"GRANT `{outer_role}` TO {{grantee}}")
         yield server
     finally:
         server.drop()
@@ -120,6 +139,56 @@ def test_a_read_only_account_copies_its_rows(kb, manager, mariadb, allowlisted):
     assert Document.objects.get(knowledge_base=kb, title="Loan policy").latest_version.content == (
         "Loans need two signatures."
     )
+
+
+@pytest.mark.parametrize("kind, role, privileges", [
+    ("file", "", "FILE"),
+    ("super", "", "SUPER"),
+    ("all", "", "ALL PRIVILEGES"),
+    ("default_role", "file_role", "FILE"),
+    # Not active at login, but a stored procedure could SET ROLE it: its nested role's FILE counts.
+    ("inactive_role", "outer_role", "FILE"),
+])
+def test_an_account_that_reaches_the_servers_files_or_settings_is_refused_before_its_query(
+    kb, manager, mariadb, allowlisted, kind, role, privileges
+):
+    if role:
+        expected = THROUGH_ROLE.format(role=f"{role}_{mariadb.suffix}", privileges=privileges)
+    else:
+        expected = HELD.format(privileges=privileges)
+    outfile = f"/tmp/{mariadb.database}_{kind}_{secrets.token_hex(4)}.txt"
+    query = f"SELECT id, title, body FROM items INTO OUTFILE '{outfile}'"
+    source = mysql_source(kb, manager, mariadb.dsn(kind), query=query)
+    sync = source_sync(source_id=source.pk)
+    assert (sync.status, sync.error, sync.created) == (SyncStatus.FAILED, expected, 0)
+    assert not Document.objects.filter(knowledge_base=kb).exists()
+    assert not mariadb.server_has_file(outfile)  # the query never ran
+    with pytest.raises(RefusedDSN) as refused:
+        fetch_rows(mariadb.dsn(kind), "SELECT LOAD_FILE('/etc/passwd') AS id", timeout_s=5, limit=10)
+    assert str(refused.value) == expected
+
+
+def test_the_refusal_is_translated(mariadb, allowlisted):
+    with translation.override("zh-hans"), pytest.raises(RefusedDSN) as refused:
+        fetch_rows(mariadb.dsn("file"), "SELECT LOAD_FILE('/etc/passwd') AS id", timeout_s=5, limit=10)
+    assert str(refused.value) == (
+        "该数据库账户拥有可读写数据库服务器上文件或更改其设置的全局权限（ON *.*）：FILE。请使用只能读取数据源所需内容的账户连接。"
+    )
+
+
+def test_a_file_account_aimed_through_the_api_copies_nothing(kb, manager, mariadb, allowlisted):
+    client = login(manager)
+    response = client.post("/api/sources/", {
+        "knowledge_base": kb.pk, "kind": "sql", "name": "Host files", "dsn": mariadb.dsn("file"),
+        "query": "SELECT 1 AS id, 'passwd' AS title, LOAD_FILE('/etc/passwd') AS body",
+        "key_field": "id", "title_template": "{title}", "body_template": "{body}",
+    }, content_type="application/json")
+    assert response.status_code == 201, response.json()
+    queued = client.post(f"/api/sources/{response.json()['id']}/sync/")
+    assert queued.status_code == 202
+    sync = source_sync_run(sync_id=queued.json()["id"])
+    assert (sync.status, sync.error) == (SyncStatus.FAILED, HELD.format(privileges="FILE"))
+    assert not Document.objects.filter(knowledge_base=kb).exists()
 
 
 @pytest.mark.parametrize("query, message", [
@@ -181,3 +250,25 @@ def test_the_row_limit_fails_the_sync_without_writing(kb, manager, mariadb, allo
     assert sync.status == SyncStatus.FAILED
     assert sync.error == "The query returned more than 2 rows; raise the record limit or narrow the query."
     assert not Document.objects.filter(knowledge_base=kb).exists()
+
+
+def test_mysql_8_grant_lines_are_read_too():
+    """MySQL 8 lists ALL as every static privilege, and dynamic privileges without spaces."""
+    admin = (
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, SHUTDOWN, PROCESS, FILE, REFERENCES, INDEX, "
+        "ALTER, SHOW DATABASES, SUPER, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, "
+        "REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, "
+        "CREATE TABLESPACE, CREATE ROLE, DROP ROLE ON *.* TO `root`@`localhost` WITH GRANT OPTION"
+    )
+    assert dangerous_mysql_privileges([admin]) == ["FILE", "SUPER"]
+    dynamic = "GRANT APPLICATION_PASSWORD_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `ops`@`%`"
+    assert dangerous_mysql_privileges([dynamic]) == ["SYSTEM_VARIABLES_ADMIN"]
+    assert dangerous_mysql_privileges(["GRANT ALL PRIVILEGES ON *.* TO `dba`@`%`"]) == ["ALL PRIVILEGES"]
+    assert dangerous_mysql_privileges([
+        "GRANT USAGE ON *.* TO `reader`@`%`",
+        "GRANT PROCESS, SHUTDOWN, RELOAD ON *.* TO `reader`@`%`",
+        "GRANT ALL PRIVILEGES ON `shop`.* TO `reader`@`%`",
+        "GRANT SELECT (`id`, `title`) ON `shop`.`items` TO `reader`@`%`",
+        "GRANT `FILE ON *.* TO x`@`%` TO `reader`@`%`",
+        "GRANT PROXY ON ``@`` TO `reader`@`%`",
+    ]) == []
