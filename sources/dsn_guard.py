@@ -18,8 +18,9 @@ is saved, and again at every sync):
 After connecting (sources.fetch_sql): a role that is a superuser, or a member (directly or through
 other roles) of a superuser role or of pg_read_server_files, pg_write_server_files or
 pg_execute_server_program, is refused; so is a server whose system identifier is the product's.
-On MySQL and MariaDB an account that can use FILE, SUPER, SYSTEM_VARIABLES_ADMIN or ALL PRIVILEGES
-on *.* (directly, through PUBLIC or through any role granted to it) is refused (check_mysql_session).
+On MySQL and MariaDB an account that can use FILE, SUPER, ALL PRIVILEGES (or MySQL 8's
+SYSTEM_VARIABLES_ADMIN, BACKUP_ADMIN) on *.*, directly, through PUBLIC or through any role granted
+to it, is refused (check_mysql_session).
 
 SQLite files are read only from under the admin-configured SOURCES_SQLITE_DIR (the resolved path:
 no `..` or symlink escape), never from under var/.
@@ -358,7 +359,7 @@ def product_system_identifier() -> str:
 
 # --- MySQL and MariaDB, after connecting ------------------------------------------------------------
 
-DANGEROUS_MYSQL_PRIVILEGES = ("ALL PRIVILEGES", "FILE", "SUPER", "SYSTEM_VARIABLES_ADMIN")
+DANGEROUS_MYSQL_PRIVILEGES = ("ALL PRIVILEGES", "FILE", "SUPER", "SYSTEM_VARIABLES_ADMIN", "BACKUP_ADMIN")
 GLOBAL_GRANT = re.compile(r"GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
 
 
@@ -398,6 +399,7 @@ def check_mysql_session(conn: Any) -> None:
       can; the read-only transaction stops neither;
     - SUPER, and MySQL 8's SYSTEM_VARIABLES_ADMIN: one `SET GLOBAL general_log_file = '/…'` (not a
       table write, so allowed in a read-only transaction) makes the server's log a file writer;
+    - MySQL 8's BACKUP_ADMIN: `CLONE LOCAL DATA DIRECTORY = '/…'` copies every table to a path;
     - ALL PRIVILEGES, which holds them.
 
     Not refused: PROCESS (other sessions' statements), SHUTDOWN, RELOAD, REPLICATION …, CREATE

@@ -6,9 +6,10 @@ PostgreSQL through psycopg (the role is checked at connect: no superuser, no mem
 pg_read_server_files and friends; the transaction is read-only and `statement_timeout` is set at
 connect time, so even a function with side effects cannot write); SQLite through the standard
 library (opened `mode=ro` plus `PRAGMA query_only`); MySQL and MariaDB through PyMySQL (the
-account's global privileges are checked at connect: no FILE, SUPER, SYSTEM_VARIABLES_ADMIN or ALL
-PRIVILEGES, through roles neither; a read-only transaction; one statement per query; MariaDB's
-`max_statement_time` or MySQL's `max_execution_time`, and the socket's read timeout behind them).
+account's global privileges are checked at connect: no FILE, SUPER, ALL PRIVILEGES or MySQL 8's
+SYSTEM_VARIABLES_ADMIN / BACKUP_ADMIN, through roles neither; a read-only transaction; one
+statement per query; MariaDB's `max_statement_time` or MySQL's `max_execution_time`, and the
+socket's read timeout behind them).
 """
 
 from __future__ import annotations

@@ -261,8 +261,8 @@ def test_mysql_8_grant_lines_are_read_too():
         "CREATE TABLESPACE, CREATE ROLE, DROP ROLE ON *.* TO `root`@`localhost` WITH GRANT OPTION"
     )
     assert dangerous_mysql_privileges([admin]) == ["FILE", "SUPER"]
-    dynamic = "GRANT APPLICATION_PASSWORD_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `ops`@`%`"
-    assert dangerous_mysql_privileges([dynamic]) == ["SYSTEM_VARIABLES_ADMIN"]
+    dynamic = "GRANT APPLICATION_PASSWORD_ADMIN,BACKUP_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `ops`@`%`"
+    assert dangerous_mysql_privileges([dynamic]) == ["SYSTEM_VARIABLES_ADMIN", "BACKUP_ADMIN"]
     assert dangerous_mysql_privileges(["GRANT ALL PRIVILEGES ON *.* TO `dba`@`%`"]) == ["ALL PRIVILEGES"]
     assert dangerous_mysql_privileges([
         "GRANT USAGE ON *.* TO `reader`@`%`",
