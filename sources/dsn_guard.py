@@ -18,6 +18,9 @@ is saved, and again at every sync):
 After connecting (sources.fetch_sql): a role that is a superuser, or a member (directly or through
 other roles) of a superuser role or of pg_read_server_files, pg_write_server_files or
 pg_execute_server_program, is refused; so is a server whose system identifier is the product's.
+On MySQL and MariaDB an account that can use FILE, SUPER, ALL PRIVILEGES (or MySQL 8's
+SYSTEM_VARIABLES_ADMIN, BACKUP_ADMIN) on *.*, directly, through PUBLIC or through any role granted
+to it, is refused (check_mysql_session).
 
 SQLite files are read only from under the admin-configured SOURCES_SQLITE_DIR (the resolved path:
 no `..` or symlink escape), never from under var/.
@@ -27,7 +30,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -350,3 +355,124 @@ def product_system_identifier() -> str:
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT system_identifier::text FROM pg_control_system()")
         return cursor.fetchone()[0]
+
+
+# --- MySQL and MariaDB, after connecting ------------------------------------------------------------
+
+DANGEROUS_MYSQL_PRIVILEGES = ("ALL PRIVILEGES", "FILE", "SUPER", "SYSTEM_VARIABLES_ADMIN", "BACKUP_ADMIN")
+GLOBAL_GRANT = re.compile(r"GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
+
+
+def dangerous_mysql_privileges(grants: Iterable[str]) -> list[str]:
+    """The dangerous privileges that `SHOW GRANTS` lines give on *.*, in MariaDB's and MySQL's
+    formats (`GRANT FILE, SUPER ON *.* TO …`, `GRANT ALL PRIVILEGES ON *.* TO …`, MySQL 8's expanded
+    static list and its dynamic `GRANT SYSTEM_VARIABLES_ADMIN,BINLOG_ADMIN ON *.* TO …`)."""
+    held: set[str] = set()
+    for line in grants:
+        match = GLOBAL_GRANT.match(line)
+        if match:
+            for privilege in match["privileges"].split(","):
+                name = " ".join(privilege.split()).upper()
+                held.add("ALL PRIVILEGES" if name == "ALL" else name)
+    return [p for p in DANGEROUS_MYSQL_PRIVILEGES if p in held]
+
+
+def is_mariadb(conn: Any) -> bool:
+    return "mariadb" in conn.get_server_info().lower()
+
+
+def mysql_error_text(exc: Exception) -> str:
+    """The server's message without the driver's `(code, '…')` wrapping."""
+    args = getattr(exc, "args", ())
+    return str(args[1]) if len(args) == 2 else str(exc)
+
+
+def check_mysql_session(conn: Any) -> None:
+    """Refuse a MySQL or MariaDB account that reaches beyond the server's tables: onto the files of
+    the database host (which may be the product's own) or into the server's settings.
+
+    The source's query is one statement (the driver does not enable multi-statements) in a read-only
+    transaction, and whoever typed the DSN knows the account's password, so what the account may do
+    with the server's tables is its owner's business. What is refused, held on *.*:
+
+    - FILE: `LOAD_FILE('/…')` reads and `SELECT … INTO OUTFILE` writes any file the server process
+      can; the read-only transaction stops neither;
+    - SUPER, and MySQL 8's SYSTEM_VARIABLES_ADMIN: one `SET GLOBAL general_log_file = '/…'` (not a
+      table write, so allowed in a read-only transaction) makes the server's log a file writer;
+    - MySQL 8's BACKUP_ADMIN: `CLONE LOCAL DATA DIRECTORY = '/…'` copies every table to a path;
+    - ALL PRIVILEGES, which holds them.
+
+    Not refused: PROCESS (other sessions' statements), SHUTDOWN, RELOAD, REPLICATION …, CREATE
+    USER and MariaDB's privileges split out of SUPER. None reads or writes a file, and what they
+    show or stop stays inside the server whose account this is.
+
+    Roles count whether active or not: a stored procedure may `SET ROLE` before it reads a file, and
+    `CALL` is one statement. MariaDB: the account's own grants (with PUBLIC's) with no role set,
+    then each role granted to it, set in turn (SHOW GRANTS then lists the grants of the roles it
+    holds too); the role that was active is set again. MySQL 8: `SET ROLE ALL`, then
+    `SHOW GRANTS … USING` those roles. Privileges that cannot be read are a refusal too.
+    """
+    import pymysql
+
+    try:
+        with conn.cursor() as cursor:
+            if is_mariadb(conn):
+                _check_mariadb_grants(cursor)
+            else:
+                _check_mysql_grants(cursor, conn.get_server_info())
+    except pymysql.Error as exc:
+        raise RefusedDSN(
+            _("The database account's privileges cannot be read (%(error)s); a source connects only with an account whose privileges can be checked.")
+            % {"error": mysql_error_text(exc)}
+        ) from exc
+
+
+def _grants(cursor: Any, statement: str = "SHOW GRANTS") -> list[str]:
+    cursor.execute(statement)
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _refuse_mysql(held: list[str], role: str = "") -> None:
+    if not held:
+        return
+    if role:
+        raise RefusedDSN(
+            _("The database account can use global privileges (ON *.*) through the role %(role)s that read or write files on the database server or change its settings: %(privileges)s. Connect with an account without that role.")
+            % {"role": role, "privileges": ", ".join(held)}
+        )
+    raise RefusedDSN(
+        _("The database account holds global privileges (ON *.*) that read or write files on the database server or change its settings: %(privileges)s. Connect with an account that can only read what the source needs.")
+        % {"privileges": ", ".join(held)}
+    )
+
+
+def _check_mariadb_grants(cursor: Any) -> None:
+    cursor.execute("SELECT CURRENT_ROLE()")
+    active = cursor.fetchone()[0]
+    cursor.execute("SET ROLE NONE")
+    _refuse_mysql(dangerous_mysql_privileges(_grants(cursor)))
+    cursor.execute("SELECT ROLE_NAME FROM information_schema.APPLICABLE_ROLES WHERE GRANTEE = CURRENT_USER()")
+    for (role,) in cursor.fetchall():
+        cursor.execute("SET ROLE %s", [role])
+        _refuse_mysql(dangerous_mysql_privileges(_grants(cursor)), role=role)
+    if active:
+        cursor.execute("SET ROLE %s", [active])
+    else:
+        cursor.execute("SET ROLE NONE")
+
+
+def _check_mysql_grants(cursor: Any, version: str) -> None:
+    _refuse_mysql(dangerous_mysql_privileges(_grants(cursor)))
+    major = re.match(r"\d+", version)
+    if not major or int(major.group()) < 8:
+        return  # no roles before MySQL 8
+    cursor.execute("SELECT CURRENT_ROLE()")
+    active = cursor.fetchone()[0]
+    cursor.execute("SET ROLE ALL")
+    cursor.execute("SELECT CURRENT_ROLE()")
+    roles = cursor.fetchone()[0]
+    if roles and roles != "NONE":
+        # CURRENT_ROLE() is the server's own quoted list (`r`@`%`,…), as USING and SET ROLE take it.
+        grants = _grants(cursor, f"SHOW GRANTS FOR CURRENT_USER() USING {roles}")
+        _refuse_mysql(dangerous_mysql_privileges(grants), role=roles)
+    cursor.execute(f"SET ROLE {active or 'NONE'}")

@@ -5,8 +5,11 @@ only under SOURCES_SQLITE_DIR) and the connection goes to the address that was c
 PostgreSQL through psycopg (the role is checked at connect: no superuser, no member of
 pg_read_server_files and friends; the transaction is read-only and `statement_timeout` is set at
 connect time, so even a function with side effects cannot write); SQLite through the standard
-library (opened `mode=ro` plus `PRAGMA query_only`); MySQL when PyMySQL or mysqlclient is installed
-(`SET SESSION TRANSACTION READ ONLY` and `max_execution_time`).
+library (opened `mode=ro` plus `PRAGMA query_only`); MySQL and MariaDB through PyMySQL (the
+account's global privileges are checked at connect: no FILE, SUPER, ALL PRIVILEGES or MySQL 8's
+SYSTEM_VARIABLES_ADMIN / BACKUP_ADMIN, through roles neither; a read-only transaction; one
+statement per query; MariaDB's `max_statement_time` or MySQL's `max_execution_time`, and the
+socket's read timeout behind them).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from urllib.parse import quote
 
 from django.utils.translation import gettext as _
 
-from .dsn_guard import check_postgresql_session, vet_dsn
+from .dsn_guard import check_mysql_session, check_postgresql_session, is_mariadb, mysql_error_text, vet_dsn
 from .errors import FetchError
 
 CONNECT_TIMEOUT_S = 10
@@ -27,7 +30,7 @@ CONNECT_TIMEOUT_S = 10
 
 def available_dialects() -> list[str]:
     found = ["postgresql", "sqlite"]
-    if importlib.util.find_spec("pymysql") or importlib.util.find_spec("MySQLdb"):
+    if importlib.util.find_spec("pymysql"):
         found.append("mysql")
     return found
 
@@ -104,41 +107,60 @@ def fetch_sqlite(target, query: str, *, timeout_s: int, limit: int) -> list[dict
         conn.close()
 
 
+MYSQL_READ_ONLY_TRANSACTION = 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+MYSQL_TIME_LIMIT = (1969, 3024)  # MariaDB's max_statement_time, MySQL's max_execution_time
+MYSQL_CONNECTION_LOST = 2013  # also the driver's read timeout
+# A query can lift the server's limit (MariaDB `SET STATEMENT max_statement_time=0 FOR …`, MySQL's
+# MAX_EXECUTION_TIME hint): the socket's read timeout, this much later, still ends the wait.
+MYSQL_READ_GRACE_S = 2
+
+
 def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[str, Any]]:
     try:
-        import pymysql as driver
+        import pymysql
     except ImportError:
-        try:
-            import MySQLdb as driver  # type: ignore[no-redef]
-        except ImportError:
-            raise FetchError(_("No MySQL driver is installed on this server.")) from None
+        raise FetchError(_("No MySQL driver is installed on this server.")) from None
     try:
-        conn = driver.connect(
+        conn = pymysql.connect(
             host=target.address,
             port=target.port,
             user=target.params.get("user", ""),
             password=target.params.get("password", ""),
             database=target.params.get("dbname", ""),
             connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=timeout_s + 5,
+            read_timeout=timeout_s + MYSQL_READ_GRACE_S,
+            client_flag=0,  # never CLIENT.MULTI_STATEMENTS: a query is one statement
+            local_infile=False,  # the server may not ask for this machine's files
         )
-    except Exception as exc:  # the drivers share no base class
-        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    except (pymysql.Error, UnicodeError) as exc:  # a password outside latin-1 cannot be sent
+        raise FetchError(_("Database error: %(error)s") % {"error": mysql_error_text(exc)}) from exc
+    started = time.monotonic()
     try:
+        check_mysql_session(conn)
+        conn.rollback()
         cursor = conn.cursor()
-        cursor.execute(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
+        if is_mariadb(conn):
+            cursor.execute(f"SET SESSION max_statement_time = {int(timeout_s)}")
+        else:
+            cursor.execute(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
         cursor.execute("SET SESSION TRANSACTION READ ONLY")
         cursor.execute("START TRANSACTION READ ONLY")
+        started = time.monotonic()
         cursor.execute(query)
         if cursor.description is None:
             raise FetchError(_("The query returned no rows: it must be a SELECT."))
         rows = _rows(cursor, limit)
         conn.rollback()
         return rows
-    except FetchError:
-        raise
-    except Exception as exc:
-        raise FetchError(_("Database error: %(error)s") % {"error": exc}) from exc
+    except pymysql.Error as exc:
+        code = exc.args[0] if exc.args else None
+        if code in MYSQL_TIME_LIMIT or (code == MYSQL_CONNECTION_LOST and time.monotonic() - started >= timeout_s):
+            raise FetchError(_("The query ran longer than the time limit (%(s)s s).") % {"s": timeout_s}) from exc
+        if code == MYSQL_READ_ONLY_TRANSACTION:
+            raise FetchError(
+                _("The query tried to write; sources are read-only: %(error)s") % {"error": mysql_error_text(exc)}
+            ) from exc
+        raise FetchError(_("Database error: %(error)s") % {"error": mysql_error_text(exc)}) from exc
     finally:
         conn.close()
 
