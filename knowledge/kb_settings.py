@@ -79,6 +79,7 @@ RETRIEVAL_SETTINGS: dict[str, Any] = {
     "dense_norm": _choice("floor", "minmax"),
     "bm25_norm": _choice("bound", "max"),
     "dense_floor": _range(0, 0.99),
+    "dense_min_span": _range(0, 1),
     "rrf_k": _range(1, 1000, integer=True),
     "candidates": _range(1, 1000, integer=True),
     "rerank_top": _range(1, 200, integer=True),

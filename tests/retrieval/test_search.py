@@ -280,3 +280,28 @@ def test_fusion_weighs_bm25_by_whether_a_candidate_is_in_the_questions_language(
                    bm25_weight_cross_language=0.0)
     assert unknown == pytest.approx(one_weight)
     assert fuse(bm25, dense, **common, languages=languages, query_language="zh") == pytest.approx(one_weight)
+
+
+def test_min_max_cosines_close_together_give_dense_less_say():
+    # Three candidates whose cosines lie within 0.02: min-max alone stretches that to the whole [0, 1],
+    # so dense would outvote a clear BM25 match; a minimum span keeps the difference as small as it is.
+    bm25, dense = {1: 4.0, 2: 2.0}, {1: 0.850, 2: 0.870, 3: 0.852}
+    common = {"bm25_bound": 10.0, "fusion": "weighted", "dense_norm": "minmax", "weights": {"bm25": 3, "dense": 1}}
+    stretched = fuse(bm25, dense, **common)
+    assert max(stretched, key=stretched.get) == 2
+    assert stretched[2] == pytest.approx((3 * 0.2 + 1.0) / 4)
+    kept = fuse(bm25, dense, **common, dense_min_span=0.06)
+    assert max(kept, key=kept.get) == 1
+    assert kept[2] == pytest.approx((3 * 0.2 + 0.02 / 0.06) / 4) and kept[1] == pytest.approx(3 * 0.4 / 4)
+    # A query whose cosines spread wider than the minimum is scaled as before.
+    wide = {1: 0.70, 2: 0.90, 3: 0.75}
+    assert fuse(bm25, wide, **common, dense_min_span=0.06) == pytest.approx(fuse(bm25, wide, **common))
+
+
+def test_bm25_scaled_by_the_best_candidate():
+    bm25, dense = {1: 4.0, 2: 2.0}, {1: 0.5, 2: 0.5}
+    common = {"bm25_bound": 10.0, "fusion": "weighted", "dense_norm": "floor", "weights": {"bm25": 1, "dense": 1}}
+    by_bound = fuse(bm25, dense, **common)
+    by_max = fuse(bm25, dense, **common, bm25_norm="max")
+    assert by_bound[1] == pytest.approx((0.4 + 0.5) / 2) and by_max[1] == pytest.approx((1.0 + 0.5) / 2)
+    assert by_max[2] == pytest.approx((0.5 + 0.5) / 2)
