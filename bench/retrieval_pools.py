@@ -80,7 +80,10 @@ def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: 
         # its fusion (min-max of the cosines included) runs over the visible candidates only.
         bm25_visible = {cid: s for cid, s in row["bm25"].items() if chunks[cid][1] != held}
         dense_visible = {cid: s for cid, s in row["dense"].items() if chunks[cid][1] != held}
-        visible = search_module.fuse_with(cfg, row["question"], bm25_visible, dense_visible, row["bound"],
+        # search() there gets a full list of dense candidates from the visible chunks; here the held-out
+        # ones are taken out of the dumped list, so the list is shorter but stands for a full one.
+        visible_cfg = {**cfg, "candidates": min(int(cfg["candidates"]), len(dense_visible))} if dense_visible else cfg
+        visible = search_module.fuse_with(visible_cfg, row["question"], bm25_visible, dense_visible, row["bound"],
                                           weights=weights, languages=languages if multilingual else None)
         ordered = sorted(visible.items(), key=lambda x: (-x[1], x[0]))
         relevance = search_module.relevance_score(ordered, {}, row["dense"], row["bound"], mode="hybrid", cfg=cfg) if ordered else 0.0

@@ -362,7 +362,8 @@ def fuse(
     comparable across queries (bound = the best score a chunk could reach; with bm25_norm "max" the
     best candidate's score instead) and the no-answer threshold means the same everywhere;
     dense' = (cosine − floor)/(1 − floor) clipped to [0, 1], or with dense_norm "minmax"
-    (cosine − the depth-th best)/max(best − the depth-th best, dense_min_span), clipped.
+    (cosine − the depth-th best)/max(best − the depth-th best, dense_min_span), clipped (the
+    minimum only when there are `depth` candidates).
     rrf: Σ w / (rrf_k + rank).
 
     Per candidate language (`languages` of the chunks, `query_language`, and
@@ -392,7 +393,9 @@ def fuse(
     if dense_norm == "minmax" and dense:
         best = sorted(dense.values(), reverse=True)[:depth]
         dense_floor = best[-1]
-        span = max(best[0] - dense_floor, dense_min_span) or 1.0
+        # The minimum span is a statistic of a full candidate list: a knowledge base with fewer
+        # chunks than `depth` has a floor of whatever its worst chunk is, and keeps plain min-max.
+        span = max(best[0] - dense_floor, dense_min_span if len(best) >= depth else 0.0) or 1.0
     else:
         span = (1.0 - dense_floor) or 1.0
     total = (wb + wd) or 1.0

@@ -286,7 +286,8 @@ def test_min_max_cosines_close_together_give_dense_less_say():
     # Three candidates whose cosines lie within 0.02: min-max alone stretches that to the whole [0, 1],
     # so dense would outvote a clear BM25 match; a minimum span keeps the difference as small as it is.
     bm25, dense = {1: 4.0, 2: 2.0}, {1: 0.850, 2: 0.870, 3: 0.852}
-    common = {"bm25_bound": 10.0, "fusion": "weighted", "dense_norm": "minmax", "weights": {"bm25": 3, "dense": 1}}
+    common = {"bm25_bound": 10.0, "fusion": "weighted", "dense_norm": "minmax", "weights": {"bm25": 3, "dense": 1},
+              "depth": 3}
     stretched = fuse(bm25, dense, **common)
     assert max(stretched, key=stretched.get) == 2
     assert stretched[2] == pytest.approx((3 * 0.2 + 1.0) / 4)
@@ -296,6 +297,8 @@ def test_min_max_cosines_close_together_give_dense_less_say():
     # A query whose cosines spread wider than the minimum is scaled as before.
     wide = {1: 0.70, 2: 0.90, 3: 0.75}
     assert fuse(bm25, wide, **common, dense_min_span=0.06) == pytest.approx(fuse(bm25, wide, **common))
+    # Fewer candidates than the depth (a small knowledge base): the floor is only its worst chunk, no minimum.
+    assert fuse(bm25, dense, **{**common, "depth": 50}, dense_min_span=0.06) == pytest.approx(stretched)
 
 
 def test_bm25_scaled_by_the_best_candidate():
