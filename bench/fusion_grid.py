@@ -39,16 +39,20 @@ METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10")
 
 
 def grid() -> list[dict]:
-    """BM25 scaled by its bound with min-max cosines (weights 3 to 8) or cosines over a floor
-    (weights 1 to 3); BM25 scaled by the best candidate's score (weights 1 to 3); each with three
-    cross-language BM25 weights."""
-    shapes = [{"bm25_norm": "bound", "dense_norm": "minmax", "bm25": w} for w in (3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 8.0)]
+    """BM25 scaled by its bound with min-max cosines (weights 3 to 8; for 3 to 5 also a minimum span
+    of 0.03 to 0.08) or cosines over a floor (weights 1 to 3); BM25 scaled by the best candidate's
+    score (weights 1 to 3); each with the cross-language BM25 weight 0.5, 0.75 or 1. Every setting
+    names every fusion knob, so the model's current values never leak into the grid."""
+    shapes = [{"bm25_norm": "bound", "dense_norm": "minmax", "bm25": w} for w in (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 8.0)]
+    shapes += [{"bm25_norm": "bound", "dense_norm": "minmax", "dense_min_span": m, "bm25": w}
+               for m in (0.03, 0.04, 0.05, 0.06, 0.07, 0.08) for w in (3.0, 3.5, 4.0, 4.5, 5.0)]
     shapes += [{"bm25_norm": "bound", "dense_norm": "floor", "dense_floor": f, "bm25": w}
                for w in (1.0, 1.5, 2.0, 3.0) for f in (0.7, 0.75, 0.8)]
     shapes += [{"bm25_norm": "max", "dense_norm": "minmax", "bm25": w} for w in (1.0, 1.5, 2.0, 2.5, 3.0)]
     settings = []
     for shape, cross in itertools.product(shapes, (0.5, 0.75, 1.0)):
-        setting = {k: v for k, v in shape.items() if k != "bm25"}
+        setting = {"fusion": "weighted", "dense_min_span": 0.0, "dense_floor": 0.0,
+                   **{k: v for k, v in shape.items() if k != "bm25"}}
         settings.append({**setting, "weights": {"bm25": shape["bm25"], "dense": 1.0}, "bm25_weight_cross_language": cross})
     return settings
 

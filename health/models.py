@@ -124,6 +124,7 @@ class NotificationKind(models.TextChoices):
     STALE = "stale", _("Stale documents")
     CONFLICT = "conflict", _("Conflicting facts")
     CARRY_OVER = "carry_over", _("Changes not carried over")
+    GAP = "gap", _("Unanswered questions")
 
 
 class Notification(models.Model):

@@ -397,7 +397,7 @@ def gap_scan(*, progress=None) -> dict:
                  .select_related("group").defer("vector", "group__centroid").order_by("asked_at", "pk"))
     if not messages and not stale:
         report(1.0, "done")
-        return {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count()}
+        return {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count(), "notifications": 0}
     scopes = _asked_against(messages)
     total = len(stale) + len(messages)
     report(0.1, f"0/{total}")
@@ -431,8 +431,43 @@ def gap_scan(*, progress=None) -> dict:
                         knowledge_bases=scopes[m.pk], vector=[float(x) for x in vector], group=groups[index])
             for m, vector, index in zip(messages, vectors[len(stale):], indexes[len(stale):], strict=True)
         ], ignore_conflicts=True)
+        notified = _gap_notify([groups[index] for index in sorted(changed)], since)
     report(1.0, "done")
-    return {"questions": len(messages), "regrouped": len(stale), "groups": len(groups)}
+    return {"questions": len(messages), "regrouped": len(stale), "groups": len(groups), "notifications": notified}
+
+
+def _gap_notify(groups, since) -> int:
+    """Tell the managers who may see a group that took questions once it holds HEALTH_GAP_NOTIFY_MIN
+    of the questions they may see (counted and exemplified for each of them alone); once per group
+    and period."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    from knowledge.models import KnowledgeBase
+
+    from .models import GapQuestion, NotificationKind
+    from .notifications import department_managers, notification_send
+    from .policy import gap_question_policy
+
+    minimum = int(getattr(settings, "HEALTH_GAP_NOTIFY_MIN", 3))
+    sent = 0
+    for group in groups:
+        asked = GapQuestion.objects.filter(group=group, asked_at__gte=since)
+        kbs = {kb for row in asked.values_list("knowledge_bases", flat=True) for kb in row}
+        departments = set(KnowledgeBase.objects.filter(pk__in=kbs).values_list("department_id", flat=True))
+        recipients = {user.pk: user for users in department_managers(departments).values() for user in users}
+        for user in recipients.values():
+            visible = gap_question_policy.instances_user_has_permission_for(user, "view").filter(
+                group=group, asked_at__gte=since).order_by("-asked_at", "-pk")
+            count = visible.count()
+            if count < minimum:
+                continue
+            example = visible.values_list("question", flat=True).first().strip()[:200]
+            message = _("%(count)s unanswered questions like “%(example)s”") % {"count": count, "example": example}
+            if notification_send(user=user, kind=NotificationKind.GAP, event=f"gap:{group.pk}", message=message,
+                                 subject=example, url=reverse("health:gaps")):
+                sent += 1
+    return sent
 
 
 def gap_scan_start(*, actor: Any = None):

@@ -120,3 +120,6 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.Emai
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "console@localhost")
 # Length of a knowledge-health period: a stale document notifies once per period; "reviewed" clears it for one.
 HEALTH_PERIOD_DAYS = env_int("HEALTH_PERIOD_DAYS", 30)
+# A group of unanswered questions notifies the managers who may see it once it holds this many of
+# their questions in the window (once per group and period).
+HEALTH_GAP_NOTIFY_MIN = env_int("HEALTH_GAP_NOTIFY_MIN", 3)

@@ -184,6 +184,12 @@ def _unanswered_question(user) -> None:
     Message.objects.create(conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.NO_KNOWLEDGE,
                            question="差旅住宿的报销上限是多少？")
     gap_scan()
+    # What a manager is told of a group (health.services._gap_notify), so that the bell's page shows one.
+    from health.models import Notification, NotificationKind
+
+    Notification.objects.create(user=user, kind=NotificationKind.GAP, event="gap:walk", period="p0",
+                                message="3 unanswered questions like “差旅住宿的报销上限是多少？”",
+                                subject="差旅住宿的报销上限是多少？", url="/health/gaps/")
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))

@@ -155,6 +155,46 @@ def test_after_the_embedding_model_changes_the_window_is_grouped_again_in_the_ne
     assert GapGroup.objects.get(pk=group_of(VPN_EN)).draft_document == document
     assert sum(GapGroup.objects.values_list("size", flat=True)) == 7
     # A second run embeds nothing again.
-    assert run_gap_scan(manager) == {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count()}
+    assert run_gap_scan(manager) == {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count(), "notifications": 0}
     page = client_for(manager).get("/health/gaps/").content.decode()
     assert VPN_EN in page and 'href="/knowledge/documents/%d/"' % document.pk in page
+
+
+def test_a_group_notifies_the_managers_who_may_see_it_with_their_own_questions_only(asked, people, settings,
+                                                                                      client_for):
+    from health.models import Notification, NotificationKind
+
+    settings.HEALTH_GAP_NOTIFY_MIN = 3
+    result = run_gap_scan(people["credit_manager"])
+    hotel = group_of(HOTEL[0])
+    sent = Notification.objects.filter(kind=NotificationKind.GAP)
+    # Only the hotel group holds three questions, all Credit's: Credit's manager and admin hear of it.
+    assert result["notifications"] == 2
+    assert set(sent.values_list("user__username", "event")) == {("credit_manager", f"gap:{hotel}"),
+                                                                ("credit_admin", f"gap:{hotel}")}
+    note = sent.get(user=people["credit_manager"])
+    assert note.message.startswith("3 unanswered questions like") and note.subject in [*HOTEL, HOTEL_TRADITIONAL]
+    assert note.url == "/health/gaps/"
+    page = client_for(people["credit_manager"]).get("/health/notifications/").content.decode()
+    assert f"Unanswered questions like “{note.subject}”" in page
+    # Once per group and period: a second scan sends nothing again.
+    assert run_gap_scan(people["credit_manager"])["notifications"] == 0
+
+
+def test_a_gap_notification_never_names_a_question_of_another_department(asked, people, settings):
+    from health.models import Notification, NotificationKind
+    from health.services import notification_preferences_set
+
+    settings.HEALTH_GAP_NOTIFY_MIN = 1
+    notification_preferences_set(user=people["credit_admin"], enabled_kinds=set())  # turned them off
+    run_gap_scan(people["credit_manager"])
+    vpn = group_of(VPN_EN)
+    # The VPN group spans Credit and HR: each manager is told of it with their own question and count.
+    credit = Notification.objects.get(kind=NotificationKind.GAP, user=people["credit_manager"], event=f"gap:{vpn}")
+    hr = Notification.objects.get(kind=NotificationKind.GAP, user=people["hr_manager"], event=f"gap:{vpn}")
+    assert credit.subject == VPN_EN and credit.message.startswith("1 unanswered") and VPN_ZH not in credit.message
+    assert hr.subject == VPN_ZH and hr.message.startswith("1 unanswered") and VPN_EN not in hr.message
+    for text in (HOTEL[0], HOTEL[1], HOTEL_TRADITIONAL, DOG):
+        assert not Notification.objects.filter(user=people["hr_manager"], message__contains=text).exists()
+    assert not Notification.objects.filter(user=people["credit_manager"], message__contains=HR_SECRET).exists()
+    assert not Notification.objects.filter(user=people["credit_admin"]).exists()
