@@ -17,6 +17,7 @@ api_patterns = [
     path("", include("sources.api_urls")),
     path("retrieval/", include("retrieval.api_urls")),
     path("training/", include("training.api_urls")),
+    path("health/", include("health.api_urls")),
     path("", include("knowledge.api_urls")),
     path("", include("knowledge.ingestion.api_urls")),
     path("", include("chat.api_urls")),

@@ -62,3 +62,40 @@ def test_the_rule_in_kb_settings_holds_for_every_caller(synced, people):
         with pytest.raises(ValidationError):
             knowledge_base_health_update(actor=people["credit_manager"], knowledge_base=kb, source_failure_days=bad)
     assert not KnowledgeBaseHealth.objects.exists()
+
+
+def test_the_api_reads_and_sets_it_for_the_editors_only(synced, people, client_for):
+    kb, doc = synced
+    url = f"/api/health/knowledge-bases/{kb.pk}/settings/"
+    client = client_for(people["credit_manager"])
+    assert client.get(url).json() == {"knowledge_base": kb.pk, "source_failure_days": 3}
+    response = client.put(url, {"source_failure_days": 5}, content_type="application/json")
+    assert response.status_code == 200 and response.json() == {"knowledge_base": kb.pk, "source_failure_days": 5}
+    assert KnowledgeBaseHealth.objects.get(knowledge_base=kb).source_failure_days == 5
+    assert doc.pk not in stale_documents()
+    assert AuditEntry.objects.get(action="health_settings_change").actor == people["credit_manager"]
+    assert client.patch(url, {"source_failure_days": 2}, content_type="application/json").json()["source_failure_days"] == 2
+
+    # Bad input: a clear 400, nothing written, nothing audited.
+    for bad in (0, 366, "5", 2.5, True, None, [], {}, 10**30, "9" * 10_000):
+        response = client.put(url, {"source_failure_days": bad}, content_type="application/json")
+        assert response.status_code == 400, bad
+        assert "source_failure_days" in response.json()
+    for body in ({}, {"days": 4}, [4], "4"):
+        assert client.put(url, body, content_type="application/json").status_code == 400
+    assert client.put(url, "{not json", content_type="application/json").status_code == 400
+    assert KnowledgeBaseHealth.objects.get(knowledge_base=kb).source_failure_days == 2
+    assert AuditEntry.objects.filter(action="health_settings_change").count() == 2
+
+    # Not an editor of it: as if it did not exist; not signed in: refused.
+    for name in ("hr_manager", "credit_employee", "credit_reviewer"):
+        other = client_for(people[name])
+        assert other.get(url).status_code == 404
+        assert other.put(url, {"source_failure_days": 9}, content_type="application/json").status_code == 404
+    from django.test import Client
+
+    assert Client().get(url).status_code in (401, 403)
+    assert client.get("/api/health/knowledge-bases/999999/settings/").status_code == 404
+    assert KnowledgeBaseHealth.objects.get(knowledge_base=kb).source_failure_days == 2
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    assert "/api/health/knowledge-bases/{id}/settings/" in schema
