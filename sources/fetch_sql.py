@@ -135,6 +135,7 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
     except (pymysql.Error, UnicodeError) as exc:  # a password outside latin-1 cannot be sent
         raise FetchError(_("Database error: %(error)s") % {"error": mysql_error_text(exc)}) from exc
     started = time.monotonic()
+    abandoned: list = []
     try:
         check_mysql_session(conn)
         conn.rollback()
@@ -145,11 +146,16 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
             cursor.execute(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
         cursor.execute("SET SESSION TRANSACTION READ ONLY")
         cursor.execute("START TRANSACTION READ ONLY")
+        # Unbuffered: rows come off the socket as they are fetched, so at most limit+1 of them reach
+        # this process (the default cursor reads the whole result into memory first). On the way
+        # out the connection is closed, not this cursor, whose close would read the rest.
+        stream = conn.cursor(pymysql.cursors.SSCursor)
         started = time.monotonic()
-        cursor.execute(query)
-        if cursor.description is None:
+        abandoned.append(stream)
+        stream.execute(query)
+        if stream.description is None:
             raise FetchError(_("The query returned no rows: it must be a SELECT."))
-        rows = _rows(cursor, limit)
+        rows = _rows(stream, limit)
         conn.rollback()
         return rows
     except pymysql.Error as exc:
@@ -162,7 +168,14 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
             ) from exc
         raise FetchError(_("Database error: %(error)s") % {"error": mysql_error_text(exc)}) from exc
     finally:
-        conn.close()
+        if conn.open:
+            conn.close()
+        for stream in abandoned:
+            # PyMySQL 1.2's unbuffered cursor and result would read the rest of the result when they
+            # are collected, from the connection closed above: tell them there is nothing to read.
+            if getattr(stream, "_result", None) is not None:
+                stream._result.unbuffered_active = False
+            stream.connection = None
 
 
 def _first_line(exc: Exception) -> str:

@@ -272,3 +272,24 @@ def test_mysql_8_grant_lines_are_read_too():
         "GRANT `FILE ON *.* TO x`@`%` TO `reader`@`%`",
         "GRANT PROXY ON ``@`` TO `reader`@`%`",
     ]) == []
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_huge_result_is_refused_after_limit_rows_without_reading_it_all(mariadb, allowlisted):
+    """Five million rows of MariaDB's sequence engine (about 500 MB as Python rows): the sync asks for
+    ten, so no more than eleven may reach this process."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError) as refused:
+            fetch_rows(mariadb.dsn("reader"), "SELECT seq, REPEAT('x', 100) AS pad FROM seq_1_to_5000000",
+                       timeout_s=60, limit=10)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value) == "The query returned more than 10 rows; raise the record limit or narrow the query."
+    assert peak < 20 * 1024 * 1024, peak
+    # Within the limit, the rows come back whole.
+    rows = fetch_rows(mariadb.dsn("reader"), "SELECT seq FROM seq_1_to_10", timeout_s=10, limit=10)
+    assert [row["seq"] for row in rows] == list(range(1, 11))
