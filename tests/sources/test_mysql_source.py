@@ -243,6 +243,14 @@ def test_a_query_that_lifts_the_servers_limit_still_ends_at_the_time_limit(maria
                    timeout_s=1, limit=10)
     assert str(refused.value) == "The query ran longer than the time limit (1 s)."
     assert time.monotonic() - started < 6
+    # And the server stops it too: nothing of that account is still sleeping there.
+    user = mariadb.accounts["reader"][0]
+    deadline = time.monotonic() + 3
+    while mariadb.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND INFO LIKE %s",
+                          [user, "%SLEEP(8)%"])[0][0] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not mariadb.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND INFO LIKE %s",
+                               [user, "%SLEEP(8)%"])[0][0]
 
 
 def test_the_row_limit_fails_the_sync_without_writing(kb, manager, mariadb, allowlisted):
