@@ -725,7 +725,7 @@ class _Echo:
 CSV_COLUMNS = [
     "audit_id", "timestamp", "action", "action_label", "actor", "ip", "department", "object_type", "object_id",
     "object", "knowledge_base", "document_id", "document", "version", "version_author", "change_note",
-    "content_sha256", "file_name", "file_sha256", "details",
+    "content_sha256", "file_name", "file_sha256", "summary", "details",
 ]  # fmt: skip
 
 # Details worth a glance in the table (the CSV carries them all), with their labels.
@@ -789,6 +789,7 @@ def _csv_row(entry) -> list:
         version.content_sha256 if version else "",
         version.file_name if version else "",
         version.file_sha256 if version else "",
+        audit_summary(entry),  # readable, in the reader's language; the details stay whole as JSON
         json.dumps(entry.details, ensure_ascii=False, sort_keys=True),
     ]
     # A cell starting with = + - @ would run as a formula in a spreadsheet.

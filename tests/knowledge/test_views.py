@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -204,6 +205,12 @@ def test_compliance_page_csv_and_print(client_for, people, doc):
     assert rows[0][:3] == ["audit_id", "timestamp", "action"]
     assert [r[2] for r in rows[1:]] == ["edit"]
     assert rows[1][12] == "Loan policy" and rows[1][15] == "rate up"
+    # A readable summary beside the whole details, in the reader's language.
+    assert rows[0][-2:] == ["summary", "details"]
+    assert rows[1][-2] == "change note: rate up" and json.loads(rows[1][-1])["change_note"] == "rate up"
+    zh = client.get(reverse("knowledge:compliance_csv"), {"action": "edit"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    zh_rows = list(csv.reader(io.StringIO(b"".join(zh.streaming_content).decode("utf-8-sig"))))
+    assert zh_rows[1][-2] == "修改说明: rate up"
 
     printable = client.get(reverse("knowledge:compliance_print"), {"date_from": "2000-01-01"})
     assert printable.status_code == 200 and b"Loan policy" in printable.content
