@@ -42,12 +42,13 @@ class KnowledgeBaseHealthView(APIView):
     @extend_schema(request=KnowledgeBaseHealthSerializer, responses=KnowledgeBaseHealthSerializer,
                    operation_id="health_knowledge_base_settings_update")
     def put(self, request, pk):
+        data = request.data  # the body is read first: a malformed one is a 400 whatever the id
         knowledge_base = self._knowledge_base(request, pk)
-        if not isinstance(request.data, dict) or "source_failure_days" not in request.data:
+        if not isinstance(data, dict) or "source_failure_days" not in data:
             raise ValidationError({"source_failure_days": ["This field is required."]})
         try:
             services.knowledge_base_health_update(actor=request.user, knowledge_base=knowledge_base, ip=client_ip(request),
-                                                  source_failure_days=request.data["source_failure_days"])
+                                                  source_failure_days=data["source_failure_days"])
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from exc
         return Response(_settings(knowledge_base))
