@@ -30,6 +30,7 @@ from .serializers import (
     DocumentFilterSerializer,
     DocumentSerializer,
     DocumentUpdateSerializer,
+    EditLockSerializer,
     KnowledgeBaseSerializer,
     KnowledgeBaseUpdateSerializer,
     ReviewApproveSerializer,
@@ -122,7 +123,7 @@ class DocumentViewSet(PolicyModelViewSet):
     policy = document_policy
     serializer_class = DocumentSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
-    actions_without_body = frozenset({"submit"})
+    actions_without_body = frozenset({"submit", "lock", "lock_release", "lock_break"})
     policy_actions = {
         "versions_create": "change",
         "submit": "submit",
@@ -243,6 +244,61 @@ class DocumentViewSet(PolicyModelViewSet):
                 "diff": diff_texts(version_text(old), version_text(new)),
             }
         )
+
+    def _lock_document(self):
+        """The document, for those who may know who edits it (editors and reviewers, as on its page);
+        to a plain reader its lock is hidden like a missing object."""
+        from django.http import Http404
+
+        from .policy import request_knowledge_access
+
+        document = self.get_object()
+        if not request_knowledge_access(self.request).sees_drafts(document):
+            raise Http404
+        return document
+
+    def _lock_data(self, document) -> dict:
+        from .models import EditLock
+
+        lock = EditLock.objects.select_related("owner").filter(document=document).first()
+        if lock is None:
+            return {"locked": False, "owner": None, "yours": False, "acquired_at": None, "refreshed_at": None,
+                    "expires_at": None, "expired": False}
+        return EditLockSerializer({
+            "locked": True, "owner": lock.owner.get_username(), "yours": lock.owner_id == self.request.user.pk,
+            "acquired_at": lock.acquired_at, "refreshed_at": lock.refreshed_at, "expires_at": lock.expires_at,
+            "expired": lock.is_expired,
+        }).data
+
+    @extend_schema(summary="Who is editing the document (its edit lock)", responses=EditLockSerializer,
+                   methods=["GET"])
+    @extend_schema(
+        summary="Take the edit lock, or keep yours alive (an editor's heartbeat; an expired lock is taken over, audited)",
+        request=None, responses={200: EditLockSerializer, 409: STATE_ERROR}, methods=["POST"],
+    )
+    @action(detail=True, methods=["get", "post"], url_path="lock", url_name="lock")
+    def lock(self, request, pk=None):
+        document = self._lock_document()
+        if request.method == "POST":
+            with service_errors():
+                services.edit_lock_acquire(actor=request.user, document=document, ip=client_ip(request))
+        return Response(self._lock_data(document))
+
+    @extend_schema(summary="Release your edit lock (nothing happens when you hold none)", request=None,
+                   responses=EditLockSerializer)
+    @action(detail=True, methods=["post"], url_path="lock/release", url_name="lock-release")
+    def lock_release(self, request, pk=None):
+        document = self._lock_document()
+        services.edit_lock_release(actor=request.user, document=document)
+        return Response(self._lock_data(document))
+
+    @extend_schema(summary="Break someone else's edit lock (the department's admins; audited)", request=None,
+                   responses=EditLockSerializer)
+    @action(detail=True, methods=["post"], url_path="lock/break", url_name="lock-break")
+    def lock_break(self, request, pk=None):
+        document = self._lock_document()
+        services.edit_lock_break(actor=request.user, document=document, ip=client_ip(request))
+        return Response(self._lock_data(document))
 
     @extend_schema(
         summary="Submit the latest version for review (publishes at once when no review is required)",

@@ -166,6 +166,17 @@ class StateErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
 
 
+class EditLockSerializer(serializers.Serializer):
+    locked = serializers.BooleanField(help_text=_("Whether someone holds the document's edit lock (live or expired)."))
+    owner = serializers.CharField(allow_null=True, help_text=_("Who holds it."))
+    yours = serializers.BooleanField(help_text=_("Whether you hold it."))
+    acquired_at = serializers.DateTimeField(allow_null=True)
+    refreshed_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text=_("Unless refreshed (POST lock/ again) by then; an expired lock blocks no one."))
+    expired = serializers.BooleanField()
+
+
 class RollbackSerializer(serializers.Serializer):
     to_number = serializers.IntegerField(min_value=1, help_text=_("The version whose content is restored."))
 
