@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
@@ -21,7 +21,15 @@ from core.audit import client_ip
 from . import selectors, services
 from .diff import diff_texts
 from .ingestion.selectors import version_text
-from .policy import audit_entry_policy, document_policy, knowledge_base_policy, review_policy, version_policy
+from .models import EditLock
+from .policy import (
+    audit_entry_policy,
+    document_policy,
+    knowledge_base_policy,
+    request_knowledge_access,
+    review_policy,
+    version_policy,
+)
 from .serializers import (
     AuditEntrySerializer,
     AuditFilterSerializer,
@@ -248,18 +256,12 @@ class DocumentViewSet(PolicyModelViewSet):
     def _lock_document(self):
         """The document, for those who may know who edits it (editors and reviewers, as on its page);
         to a plain reader its lock is hidden like a missing object."""
-        from django.http import Http404
-
-        from .policy import request_knowledge_access
-
         document = self.get_object()
         if not request_knowledge_access(self.request).sees_drafts(document):
             raise Http404
         return document
 
     def _lock_data(self, document) -> dict:
-        from .models import EditLock
-
         lock = EditLock.objects.select_related("owner").filter(document=document).first()
         if lock is None:
             return {"locked": False, "owner": None, "yours": False, "acquired_at": None, "refreshed_at": None,
