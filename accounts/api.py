@@ -24,11 +24,7 @@ from .serializers import (
     MeSerializer,
     UserSerializer,
 )
-from .viewsets import PolicyModelViewSet, PolicyReadOnlyViewSet
-
-
-def _django_errors(exc) -> ValidationError:
-    return ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
+from .viewsets import PolicyModelViewSet, PolicyReadOnlyViewSet, drf_validation_error
 
 
 class MeView(APIView):
@@ -54,7 +50,7 @@ class DepartmentViewSet(PolicyModelViewSet):
                 actor=self.request.user, ip=client_ip(self.request), **serializer.validated_data
             )
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
 
     def perform_update(self, serializer):
         from django.core.exceptions import ValidationError as DjangoValidationError
@@ -67,7 +63,7 @@ class DepartmentViewSet(PolicyModelViewSet):
                 **serializer.validated_data,
             )
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
 
     def perform_destroy(self, instance: Department):
         from django.db.models import ProtectedError
@@ -175,7 +171,7 @@ class ApiKeyObtainView(APIView):
         try:
             api_key, key = services.api_key_create(user=user, name=serializer.validated_data.get("name", ""), ip=ip)
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
         return _created_key_response(api_key, key, status.HTTP_200_OK)
 
 
@@ -198,7 +194,7 @@ class ApiKeyViewSet(PolicyModelViewSet):
                 user=request.user, name=serializer.validated_data.get("name", ""), ip=client_ip(request)
             )
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
         return _created_key_response(api_key, key, status.HTTP_201_CREATED)
 
     @extend_schema(summary="Revoke an API key", responses={204: None})

@@ -9,10 +9,16 @@ from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
 from rest_framework import viewsets
-from rest_framework.exceptions import ParseError, PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.permissions import SAFE_METHODS
 
 from .policy import PermissionPolicy
+
+def drf_validation_error(exc) -> ValidationError:
+    """A service's Django ValidationError as the API's 400: its per-field messages, or
+    {"detail": [...]} when it names no field."""
+    return ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
+
 
 ACTION_FOR_METHOD = {
     "list": "view",

@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
-from accounts.viewsets import PolicyModelViewSet, PolicyReadOnlyViewSet
+from accounts.viewsets import PolicyModelViewSet, PolicyReadOnlyViewSet, drf_validation_error
 from core.audit import client_ip
 
 from . import selectors, services
@@ -80,7 +80,7 @@ def service_errors():
             }
         ) from exc
     except DjangoValidationError as exc:
-        raise ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages}) from exc
+        raise drf_validation_error(exc) from exc
 
 
 class KnowledgeBaseViewSet(PolicyModelViewSet):
@@ -263,13 +263,11 @@ class DocumentViewSet(PolicyModelViewSet):
 
     def _lock_data(self, document) -> dict:
         lock = EditLock.objects.select_related("owner").filter(document=document).first()
-        if lock is None:
-            return {"locked": False, "owner": None, "yours": False, "acquired_at": None, "refreshed_at": None,
-                    "expires_at": None, "expired": False}
         return EditLockSerializer({
-            "locked": True, "owner": lock.owner.get_username(), "yours": lock.owner_id == self.request.user.pk,
-            "acquired_at": lock.acquired_at, "refreshed_at": lock.refreshed_at, "expires_at": lock.expires_at,
-            "expired": lock.is_expired,
+            "locked": lock is not None, "owner": lock and lock.owner.get_username(),
+            "yours": lock is not None and lock.owner_id == self.request.user.pk,
+            "acquired_at": lock and lock.acquired_at, "refreshed_at": lock and lock.refreshed_at,
+            "expires_at": lock and lock.expires_at, "expired": lock is not None and lock.is_expired,
         }).data
 
     @extend_schema(summary="Who is editing the document (its edit lock)", responses=EditLockSerializer,

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.viewsets import PolicyModelViewSet
+from accounts.viewsets import PolicyModelViewSet, drf_validation_error
 from core.audit import client_ip
 from knowledge.policy import knowledge_base_policy
 
@@ -23,10 +23,6 @@ from .serializers import (
     SourceSyncSerializer,
     SourceUpdateSerializer,
 )
-
-
-def _service_errors(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
 
 
 @extend_schema_view(
@@ -67,7 +63,7 @@ class SourceViewSet(PolicyModelViewSet):
                 actor=request.user, knowledge_base=knowledge_base, kind=data.pop("kind"), ip=client_ip(request), **data
             )
         except DjangoValidationError as exc:
-            raise _service_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(SourceSerializer(source).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SourceUpdateSerializer, responses=SourceSerializer)
@@ -80,7 +76,7 @@ class SourceViewSet(PolicyModelViewSet):
                 actor=request.user, source=source, ip=client_ip(request), **serializer.validated_data
             )
         except DjangoValidationError as exc:
-            raise _service_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
         return Response(SourceSerializer(source).data)
 
     def perform_destroy(self, instance):
@@ -116,7 +112,7 @@ class AllowedHostViewSet(PolicyModelViewSet):
                 actor=self.request.user, ip=client_ip(self.request), **serializer.validated_data
             )
         except DjangoValidationError as exc:
-            raise _service_errors(exc) from exc
+            raise drf_validation_error(exc) from exc
 
     def perform_destroy(self, instance):
         services.allowed_host_delete(actor=self.request.user, entry=instance, ip=client_ip(self.request))

@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from accounts.viewsets import PolicyReadOnlyViewSet
+from accounts.viewsets import PolicyReadOnlyViewSet, drf_validation_error
 
 from . import job_selectors as selectors
 from . import job_services as services
@@ -63,10 +63,6 @@ class FineTuningJobCreateSerializer(serializers.Serializer):
     auto_evaluate = serializers.BooleanField(required=False, default=True)
 
 
-def _django_errors(exc: DjangoValidationError):
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
-
-
 class FineTuningJobViewSet(PolicyReadOnlyViewSet):
     policy = fine_tuning_job_policy
     serializer_class = FineTuningJobSerializer
@@ -102,7 +98,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
                 parent_version=parent, auto_evaluate=values["auto_evaluate"],
             )
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from None
+            raise drf_validation_error(exc) from None
         except DjangoPermissionDenied:
             raise PermissionDenied() from None
         return Response(FineTuningJobSerializer(job).data, status=status.HTTP_201_CREATED)
@@ -112,7 +108,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
         try:
             job = services.fine_tuning_job_cancel(actor=request.user, job=self.get_object())
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from None
+            raise drf_validation_error(exc) from None
         return Response(FineTuningJobSerializer(job).data)
 
     @action(detail=True, methods=["post"])
@@ -120,7 +116,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
         try:
             job = services.fine_tuning_job_resume(actor=request.user, job=self.get_object())
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from None
+            raise drf_validation_error(exc) from None
         return Response(FineTuningJobSerializer(job).data)
 
     @action(detail=True, methods=["get"])
