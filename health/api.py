@@ -10,9 +10,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.viewsets import drf_validation_error
 from core.audit import client_ip
+from knowledge.policy import knowledge_base_policy
 
-from . import services
+from . import selectors, services
 
 
 class KnowledgeBaseHealthSerializer(serializers.Serializer):
@@ -22,17 +24,12 @@ class KnowledgeBaseHealthSerializer(serializers.Serializer):
 
 
 def _settings(knowledge_base) -> dict:
-    from .models import KnowledgeBaseHealth
-
-    row = KnowledgeBaseHealth.objects.filter(knowledge_base=knowledge_base).first()
-    days = row.source_failure_days if row else KnowledgeBaseHealth._meta.get_field("source_failure_days").default
-    return {"knowledge_base": knowledge_base.pk, "source_failure_days": days}
+    return {"knowledge_base": knowledge_base.pk,
+            "source_failure_days": selectors.source_failure_days(knowledge_base=knowledge_base)}
 
 
 class KnowledgeBaseHealthView(APIView):
     def _knowledge_base(self, request, pk):
-        from knowledge.policy import knowledge_base_policy
-
         return knowledge_base_policy.instance_for_user(request.user, "change", pk)
 
     @extend_schema(responses=KnowledgeBaseHealthSerializer, operation_id="health_knowledge_base_settings_get")
@@ -50,7 +47,7 @@ class KnowledgeBaseHealthView(APIView):
             services.knowledge_base_health_update(actor=request.user, knowledge_base=knowledge_base, ip=client_ip(request),
                                                   source_failure_days=data["source_failure_days"])
         except DjangoValidationError as exc:
-            raise ValidationError(exc.message_dict) from exc
+            raise drf_validation_error(exc) from exc
         return Response(_settings(knowledge_base))
 
     @extend_schema(request=KnowledgeBaseHealthSerializer, responses=KnowledgeBaseHealthSerializer,

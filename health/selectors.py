@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from knowledge.policy import document_policy
 from knowledge.models import Chunk, Document, DocumentState, IngestionStatus, Review, ReviewState, VersionIngestion
 
-from .models import CarryOver, Conflict, FindingStatus
+from .models import CarryOver, Conflict, FindingStatus, KnowledgeBaseHealth
 from .policy import carry_over_policy, conflict_policy, health_departments, readable_chunk_ids, readable_document_ids
 
 
@@ -242,6 +242,13 @@ def gap_group_get(*, user: Any, pk: Any):
     from .policy import gap_group_policy
 
     return gap_group_policy.instance_for_user(user, "view", pk)
+
+
+def source_failure_days(*, knowledge_base) -> int:
+    """After how many days of failing syncs the knowledge base's source documents are stale (its
+    health settings, else the default)."""
+    row = KnowledgeBaseHealth.objects.filter(knowledge_base=knowledge_base).values_list("source_failure_days", flat=True).first()
+    return row if row is not None else KnowledgeBaseHealth._meta.get_field("source_failure_days").default
 
 
 def unretrieved_days() -> int:

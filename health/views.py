@@ -174,13 +174,9 @@ def knowledge_base_settings(request, pk):
     """A knowledge base's health settings (linked from the knowledge base page, for its editors)."""
     from knowledge.policy import knowledge_base_policy
 
-    from .models import KnowledgeBaseHealth
-
     knowledge_base = knowledge_base_policy.instance_for_user(request.user, "change", pk)
-    current = KnowledgeBaseHealth.objects.filter(knowledge_base=knowledge_base).first()
-    default = KnowledgeBaseHealth._meta.get_field("source_failure_days").default
     form = KnowledgeBaseHealthForm(request.POST or None, initial={
-        "source_failure_days": current.source_failure_days if current else default})
+        "source_failure_days": selectors.source_failure_days(knowledge_base=knowledge_base)})
     status = 200
     if request.method == "POST":
         if form.is_valid():
