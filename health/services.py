@@ -450,20 +450,23 @@ def _gap_notify(groups, since) -> int:
     from .policy import gap_question_policy
 
     minimum = int(getattr(settings, "HEALTH_GAP_NOTIFY_MIN", 3))
+    asked: dict[int, set[int]] = defaultdict(set)  # group → the knowledge bases its questions were asked against
+    for group_id, kbs in GapQuestion.objects.filter(group__in=groups, asked_at__gte=since).values_list("group_id", "knowledge_bases"):
+        asked[group_id].update(kbs)
+    department_of = dict(KnowledgeBase.objects.filter(pk__in=set().union(*asked.values())).values_list("pk", "department_id"))
+    managers = department_managers(set(department_of.values()))
+    visible: dict[int, Any] = {}  # per manager, the questions they may see (the policy's query, built once)
     sent = 0
     for group in groups:
-        asked = GapQuestion.objects.filter(group=group, asked_at__gte=since)
-        kbs = {kb for row in asked.values_list("knowledge_bases", flat=True) for kb in row}
-        departments = set(KnowledgeBase.objects.filter(pk__in=kbs).values_list("department_id", flat=True))
-        recipients = {user.pk: user for users in department_managers(departments).values() for user in users}
+        recipients = {user.pk: user for kb in asked[group.pk] for user in managers.get(department_of.get(kb), [])}
         for user in recipients.values():
-            visible = gap_question_policy.instances_user_has_permission_for(user, "view").filter(
-                group=group, asked_at__gte=since).order_by("-asked_at", "-pk")
-            count = visible.count()
-            if count < minimum:
+            if user.pk not in visible:
+                visible[user.pk] = gap_question_policy.instances_user_has_permission_for(user, "view").filter(asked_at__gte=since)
+            questions = list(visible[user.pk].filter(group=group).order_by("-asked_at", "-pk").values_list("question", flat=True))
+            if len(questions) < minimum:
                 continue
-            example = visible.values_list("question", flat=True).first().strip()[:200]
-            message = _("%(count)s unanswered questions like “%(example)s”") % {"count": count, "example": example}
+            example = questions[0].strip()[:200]
+            message = _("%(count)s unanswered questions like “%(example)s”") % {"count": len(questions), "example": example}
             if notification_send(user=user, kind=NotificationKind.GAP, event=f"gap:{group.pk}", message=message,
                                  subject=example, url=reverse("health:gaps")):
                 sent += 1
