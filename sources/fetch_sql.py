@@ -135,7 +135,7 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
     except (pymysql.Error, UnicodeError) as exc:  # a password outside latin-1 cannot be sent
         raise FetchError(_("Database error: %(error)s") % {"error": mysql_error_text(exc)}) from exc
     started = time.monotonic()
-    abandoned: list = []
+    stream = None
     try:
         check_mysql_session(conn)
         conn.rollback()
@@ -151,7 +151,6 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
         # out the connection is closed, not this cursor, whose close would read the rest.
         stream = conn.cursor(pymysql.cursors.SSCursor)
         started = time.monotonic()
-        abandoned.append(stream)
         stream.execute(query)
         if stream.description is None:
             raise FetchError(_("The query returned no rows: it must be a SELECT."))
@@ -170,7 +169,7 @@ def fetch_mysql(target, query: str, *, timeout_s: int, limit: int) -> list[dict[
     finally:
         if conn.open:
             conn.close()
-        for stream in abandoned:
+        if stream is not None:
             # PyMySQL 1.2's unbuffered cursor and result would read the rest of the result when they
             # are collected, from the connection closed above: tell them there is nothing to read.
             if getattr(stream, "_result", None) is not None:
