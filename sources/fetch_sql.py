@@ -10,6 +10,10 @@ account's global privileges are checked at connect: no FILE, SUPER, ALL PRIVILEG
 SYSTEM_VARIABLES_ADMIN / BACKUP_ADMIN, through roles neither; a read-only transaction; one
 statement per query; MariaDB's `max_statement_time` or MySQL's `max_execution_time`, and the
 socket's read timeout behind them).
+
+Before any of that, the query's text must start a read (`read_statement_error`): SELECT, WITH, VALUES
+or TABLE after comments and parentheses. The servers' read-only modes stop writes, not statements
+such as MySQL's DO, KILL or SET, PostgreSQL's DO blocks or LISTEN, SQLite's ATTACH or PRAGMA.
 """
 
 from __future__ import annotations
@@ -33,6 +37,56 @@ def available_dialects() -> list[str]:
     if importlib.util.find_spec("pymysql"):
         found.append("mysql")
     return found
+
+
+READ_STATEMENTS = frozenset({"select", "with", "values", "table"})
+
+
+def _first_word(query: str, dialect: str) -> str:
+    """The query's first word, lower-cased, after whitespace, comments and opening parentheses, as
+    the dialect reads them: PostgreSQL nests /* */ comments, MySQL also has # comments, needs a space
+    after -- and runs /*! … */ (returned as "/*!": never a read). "" when nothing follows."""
+    i, n = 0, len(query)
+    while i < n:
+        char = query[i]
+        if char.isspace() or char == "(":
+            i += 1
+        elif query.startswith("--", i) and (dialect != "mysql" or i + 2 == n or query[i + 2].isspace()):
+            end = query.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif char == "#" and dialect == "mysql":
+            end = query.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif query.startswith("/*", i):
+            if dialect == "mysql" and (query.startswith("/*!", i) or query.startswith("/*M!", i)):
+                return "/*!"
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if dialect == "postgresql" and query.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif query.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    end = i
+    while end < n and (query[end].isalnum() or query[end] == "_"):
+        end += 1
+    return query[i:end].lower() if end > i else query[i : i + 1]
+
+
+def read_statement_error(query: str, dialect: str) -> str | None:
+    """Why the query is not a read (None when it is): a source query is one SELECT, WITH, VALUES or
+    TABLE statement."""
+    word = _first_word(query, dialect)
+    if word in READ_STATEMENTS:
+        return None
+    if not word:
+        return _("The query has no statement, only comments.")
+    return _("A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “%(word)s”.") % {
+        "word": word[:40]
+    }
 
 
 def _too_many(limit: int) -> FetchError:
@@ -185,5 +239,8 @@ def fetch_rows(dsn: str, query: str, *, timeout_s: int, limit: int) -> list[dict
     if not query.strip():
         raise FetchError(_("The source has no query."))
     target = vet_dsn(dsn)
+    refusal = read_statement_error(query, target.dialect)
+    if refusal:
+        raise FetchError(refusal)
     fetch = {"postgresql": fetch_postgresql, "sqlite": fetch_sqlite, "mysql": fetch_mysql}[target.dialect]
     return fetch(target, query, timeout_s=timeout_s, limit=limit)

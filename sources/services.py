@@ -27,9 +27,9 @@ from knowledge.services import document_create, document_update_metadata, docume
 
 from . import crypto, rendering
 from .fetch_http import fetch_json
-from .dsn_guard import RefusedDSN, vet_dsn
+from .dsn_guard import RefusedDSN, dialect, vet_dsn
 from .errors import FetchError
-from .fetch_sql import fetch_rows
+from .fetch_sql import fetch_rows, read_statement_error
 from .models import AllowedHost, Source, SourceKind, SourceRecord, SourceSync, SyncStatus, SyncTrigger, normalize_host
 from .policy import allowed_host_policy, source_policy
 
@@ -78,6 +78,13 @@ def _validate(source: Source) -> None:
                 pass  # a host that does not resolve now is checked again at every sync
         if not source.query.strip():
             errors.setdefault("query", []).append(_("A query is required."))
+        elif source.dsn_encrypted:
+            try:
+                refusal = read_statement_error(source.query, dialect(source.dsn))
+            except FetchError:
+                refusal = None  # an unsupported database type is the DSN's error, given above
+            if refusal:
+                errors.setdefault("query", []).append(refusal)
     elif source.kind == SourceKind.HTTP and not source.url:
         errors.setdefault("url", []).append(_("A URL is required."))
     if errors:

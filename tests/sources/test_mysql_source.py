@@ -14,9 +14,9 @@ from django.utils import translation
 from pymysql.constants import CLIENT
 
 from knowledge.models import Document
-from sources.dsn_guard import RefusedDSN, dangerous_mysql_privileges
+from sources.dsn_guard import RefusedDSN, dangerous_mysql_privileges, vet_dsn
 from sources.errors import FetchError
-from sources.fetch_sql import fetch_rows
+from sources.fetch_sql import fetch_mysql, fetch_rows
 from sources.models import AllowedHost, SourceKind, SyncStatus
 from sources.services import source_create, source_sync, source_sync_run
 from tests.conftest import login
@@ -200,14 +200,45 @@ def test_a_file_account_aimed_through_the_api_copies_nothing(kb, manager, mariad
      "Database error: Access denied; you need (at least one of) the FILE privilege(s) for this operation"),
 ])
 def test_an_account_that_may_write_its_tables_still_cannot_write(mariadb, allowlisted, query, message):
+    # Past the statement check (fetch_rows refuses all but the SELECT first): the connection itself.
     outfile = f"/tmp/{mariadb.database}_{secrets.token_hex(4)}.txt"
     with pytest.raises(FetchError) as refused:
-        fetch_rows(mariadb.dsn("writer"), query.format(outfile=outfile), timeout_s=5, limit=10)
+        fetch_mysql(vet_dsn(mariadb.dsn("writer")), query.format(outfile=outfile), timeout_s=5, limit=10)
     assert str(refused.value) == message
     assert mariadb.tables() == ["items"] and mariadb.count() == 3
     first = mariadb.execute(f"SELECT body FROM `{mariadb.database}`.items WHERE id = 1")[0][0]
     assert first == "Loans need two signatures."
     assert not mariadb.server_has_file(outfile)
+
+
+@pytest.mark.parametrize("query, word", [
+    ("KILL {victim}", "kill"),
+    ("# a comment\nKILL {victim}", "kill"),
+    ("/* SELECT */ KILL {victim}", "kill"),
+    ("/*!KILL {victim}*/", "/*!"),  # MySQL and MariaDB run the text of /*! comments
+    ("--x\nKILL {victim}", "-"),  # "--" without a space is no comment there
+    ("DO SLEEP(3)", "do"),
+    ("SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(3)", "set"),
+    ("HANDLER items OPEN", "handler"),
+])
+def test_a_statement_that_is_not_a_read_never_reaches_the_server(mariadb, allowlisted, query, word):
+    # The read-only transaction lets KILL through: the account could end its own other connections.
+    user, password = mariadb.accounts["reader"]
+    victim = pymysql.connect(host=HOST, port=PORT, user=user, password=password, database=mariadb.database)
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as refused:
+            fetch_rows(mariadb.dsn("reader"), query.format(victim=victim.thread_id()), timeout_s=5, limit=10)
+        assert str(refused.value) == (
+            f"A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “{word}”."
+        )
+        assert time.monotonic() - started < 2
+        victim.ping(reconnect=False)
+        with victim.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM items")
+            assert cursor.fetchone() == (3,)
+    finally:
+        victim.close()
 
 
 def test_a_query_is_one_statement(mariadb, allowlisted, monkeypatch):
@@ -239,8 +270,9 @@ def test_the_time_limit_applies_on_mariadb(kb, manager, mariadb, allowlisted):
 def test_a_query_that_lifts_the_servers_limit_still_ends_at_the_time_limit(mariadb, allowlisted):
     started = time.monotonic()
     with pytest.raises(FetchError) as refused:
-        fetch_rows(mariadb.dsn("reader"), "SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(8) AS id",
-                   timeout_s=1, limit=10)
+        # Past the statement check, which refuses a SET first: the connection's own read timeout.
+        fetch_mysql(vet_dsn(mariadb.dsn("reader")), "SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(8) AS id",
+                    timeout_s=1, limit=10)
     assert str(refused.value) == "The query ran longer than the time limit (1 s)."
     assert time.monotonic() - started < 6
     # And the server stops it too: nothing of that account is still sleeping there.

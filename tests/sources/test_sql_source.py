@@ -65,7 +65,9 @@ def test_django_template_syntax_and_a_failing_row_does_not_lose_the_others(kb, m
 
 
 def test_the_connection_is_read_only(kb, manager, rows):
-    source = sql_source(kb, manager, rows, query=f"INSERT INTO {rows.table} VALUES (99, 'x', 'y', 1) RETURNING *")
+    # A write inside a WITH starts like a read: the server's read-only transaction stops it.
+    query = f"WITH planted AS (INSERT INTO {rows.table} VALUES (99, 'x', 'y', 1) RETURNING *) SELECT * FROM planted"
+    source = sql_source(kb, manager, rows, query=query)
     sync = source_sync(source_id=source.pk)
     assert sync.status == SyncStatus.FAILED
     assert "read-only" in sync.error
@@ -136,12 +138,52 @@ def test_sqlite_source(kb, manager, tmp_path, settings):
     assert source_sync(source_id=source.pk).created == 1
     writer = source_create(
         actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="FAQ writer", dsn=f"sqlite:///{path}",
-        query="INSERT INTO faq VALUES ('B', 'x', 'y') RETURNING code", key_field="code",
+        query="WITH b AS (SELECT 'B') INSERT INTO faq VALUES ('B', 'x', 'y') RETURNING code", key_field="code",
         title_template="{q}", body_template="{a}",
     )
     sync = source_sync(source_id=writer.pk)
     assert sync.status == SyncStatus.FAILED
     assert "readonly" in sync.error.replace("-", "").replace(" ", "").lower()
+
+
+@pytest.mark.parametrize("query, word", [
+    ("DO $$BEGIN PERFORM pg_sleep(3); END$$", "do"),
+    ("SET statement_timeout = 0", "set"),
+    ("LISTEN planted", "listen"),
+    ("/* SELECT */ DO $$BEGIN PERFORM pg_sleep(3); END$$", "do"),
+    ("/* nested /* */ SELECT 1 */ DO $$BEGIN PERFORM pg_sleep(3); END$$", "do"),  # PostgreSQL nests comments
+    ("-- SELECT\nCALL planted()", "call"),
+])
+def test_a_query_that_is_not_a_read_is_refused_at_save_and_never_sent(kb, manager, rows, query, word):
+    from django.core.exceptions import ValidationError
+
+    message = f"A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “{word}”."
+    with pytest.raises(ValidationError) as refused:
+        sql_source(kb, manager, rows, query=query)
+    assert refused.value.message_dict == {"query": [message]}
+    # One saved before this check existed fails its sync at once, before it reaches the server.
+    source = sql_source(kb, manager, rows)
+    Source.objects.filter(pk=source.pk).update(query=query)
+    sync = source_sync(source_id=source.pk)
+    assert (sync.status, sync.error) == (SyncStatus.FAILED, message)
+    assert sync.duration.total_seconds() < 2
+    assert not Document.objects.filter(knowledge_base=kb).exists()
+
+
+ROWS = {"key_field": "id", "title_template": "{title}", "body_template": "{body}"}
+VALUES = {"key_field": "column1", "title_template": "{column2}", "body_template": "{column3}"}
+
+
+@pytest.mark.parametrize("query, fields, created", [
+    ("SELECT id, title, body, amount FROM {table}", ROWS, 3),
+    ("  (\n -- the policies\n /* all of them */ SELECT id, title, body, amount FROM {table})", ROWS, 3),
+    ("WITH p AS (SELECT * FROM {table}) SELECT id, title, body, amount FROM p", ROWS, 3),
+    ("TABLE {table}", ROWS, 3),
+    ("values (1, 'Fees', 'None.')", VALUES, 1),
+])
+def test_reads_in_every_form_are_accepted(kb, manager, rows, query, fields, created):
+    sync = source_sync(source_id=sql_source(kb, manager, rows, query=query.format(table=rows.table), **fields).pk)
+    assert (sync.status, sync.created) == (SyncStatus.SUCCEEDED, created), sync.error
 
 
 @pytest.mark.parametrize("template", ["{{ x|no_such_filter }}", "{% if %}", "{% load static %}{% static 'a' %}", "{% include '/etc/passwd' %}"])
@@ -156,3 +198,26 @@ def test_unsafe_or_broken_templates_are_refused(kb, manager, rows, template):
         return
     with pytest.raises(ValidationError):
         sql_source(kb, manager, rows, body_template=template)
+
+
+@pytest.mark.parametrize("dialect, query, word", [
+    ("sqlite", "ATTACH DATABASE '/tmp/planted.db' AS planted", "attach"),
+    ("sqlite", "PRAGMA query_only = OFF", "pragma"),
+    ("sqlite", "/* never closed SELECT 1", None),
+    ("postgresql", "/* /* */ SELECT 1", None),  # still inside the outer comment
+    ("mysql", "/* /* */ SELECT 1", "select"),  # MySQL does not nest
+    ("mysql", "/*M!100000 DO 1 */ SELECT 1", "/*!"),
+    ("postgresql", "-- only a comment", None),
+    ("postgresql", "SELECTED", "selected"),
+])
+def test_the_statement_check_reads_comments_as_each_dialect_does(dialect, query, word):
+    from sources.fetch_sql import read_statement_error
+
+    if word is None:
+        assert read_statement_error(query, dialect) == "The query has no statement, only comments."
+    elif word == "select":
+        assert read_statement_error(query, dialect) is None
+    else:
+        assert read_statement_error(query, dialect) == (
+            f"A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “{word}”."
+        )
