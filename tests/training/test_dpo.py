@@ -49,6 +49,49 @@ def test_dpo_lowers_the_loss_and_widens_the_chosen_margin_on_the_demo_model(demo
     assert after > before + 5, (before, after)
 
 
+@pytest.mark.timeout(900)
+def test_dpo_on_a_parent_adapter_measures_against_that_parent(demo_model_dir, tmp_path):
+    """Incremental DPO: the policy starts from the parent adapter, so the reference must be that
+    parent (the first loss is log 2), not the base model, which the parent has already moved away
+    from; and the saved adapter is the trained one only."""
+    import json
+
+    from safetensors.torch import load_file
+
+    pairs = preference_pairs()
+    # No dropout: then the policy's first pass is exactly the reference's.
+    settings = {"learning_rate": 2e-3, "batch_size": 4, "warmup_ratio": 0.1, "early_stopping_patience": 0,
+                "save_total_limit": 1, "seed": 42, "lora_dropout": 0.0}
+    parent_hp, errors = hp_rules.validate("dpo", {**settings, "n_epochs": 8}, hidden_size=128)
+    assert not errors
+    parent = run_fine_tune(RunSpec(base_model_path=str(demo_model_dir), output_dir=str(tmp_path / "parent"), method="dpo",
+                                   hyperparameters=parent_hp, train=[], validation=[], train_pairs=pairs[:8],
+                                   validation_pairs=pairs[8:]))
+    assert parent.status == "succeeded" and parent.metrics["chosen_margin_after"] > 0
+    parent_dir = tmp_path / "parent" / "model"
+
+    child_hp, errors = hp_rules.validate("dpo", {**settings, "n_epochs": 1, "learning_rate": 1e-4}, hidden_size=128)
+    assert not errors
+    losses = []
+    child = run_fine_tune(
+        RunSpec(base_model_path=str(demo_model_dir), output_dir=str(tmp_path / "child"), method="dpo",
+                hyperparameters=child_hp, train=[], validation=[], train_pairs=pairs[:8], validation_pairs=pairs[8:],
+                init_adapter_path=str(parent_dir)),
+        Hooks(on_event=lambda event: losses.append(event["loss"]) if "loss" in event else None),
+    )
+    assert child.status == "succeeded"
+    # Measured against the base, the parent's margin would already give a loss far under log 2.
+    assert losses[0] == pytest.approx(0.6931, abs=0.001), losses
+    # The child continues the parent: it starts from the parent's margin, not the base's.
+    assert child.metrics["chosen_margin_before"] == pytest.approx(parent.metrics["chosen_margin_after"], abs=0.05)
+    saved = tmp_path / "child" / "model"
+    assert not (saved / "reference").exists()
+    assert json.loads((saved / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    trained, started = load_file(saved / "adapter_model.safetensors"), load_file(parent_dir / "adapter_model.safetensors")
+    assert trained.keys() == started.keys()
+    assert any(not (trained[key] == started[key]).all() for key in trained)  # the policy moved, the reference did not
+
+
 @pytest.mark.django_db
 @pytest.mark.timeout(600)
 def test_a_dpo_job_validates_its_preference_pairs_and_trains(ml, credit, demo_model_dir, settings, tmp_path):

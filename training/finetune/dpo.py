@@ -1,12 +1,17 @@
 """Direct preference optimisation (Rafailov et al. 2023) on the job's Trainer, written by hand
 because TRL is not a dependency here: the policy is the model with a LoRA adapter, the reference is
 the same model with the adapter disabled (the base, or a full-weights parent), so no second copy of
-the weights is loaded. Loss: -log σ(β · ((log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l)))),
+the weights is loaded. With a parent adapter, the policy starts from it and the reference is that
+parent: a frozen second copy of the adapter (REFERENCE_ADAPTER), switched to for the reference pass. Loss: -log σ(β · ((log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l)))),
 log-probabilities summed over the assistant tokens (the loss mask of `encoding`)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from .encoding import IGNORE, encode_conversation
+
+REFERENCE_ADAPTER = "reference"
 
 
 def encode_pair(tokenizer, pair: dict, max_length: int | None) -> dict:
@@ -45,6 +50,27 @@ def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejecte
     return -F.logsigmoid(beta * margin).mean(), (beta * margin).mean()
 
 
+@contextlib.contextmanager
+def reference_model(model):
+    """The model as DPO's reference, without dropout (a fixed model): the frozen parent adapter when
+    one was loaded, else the model with its adapter disabled."""
+    training = model.training
+    model.eval()
+    try:
+        if REFERENCE_ADAPTER not in model.peft_config:
+            with model.disable_adapter():
+                yield
+            return
+        trained = model.active_adapter
+        model.set_adapter(REFERENCE_ADAPTER, inference_mode=True)
+        try:
+            yield
+        finally:
+            model.set_adapter(trained)
+    finally:
+        model.train(training)
+
+
 def preference_trainer_class(beta: float):
     """A transformers.Trainer whose loss is DPO's (everything else — checkpoints, resume, early
     stopping, callbacks — is the job's Trainer as for supervised fine-tuning)."""
@@ -55,9 +81,11 @@ def preference_trainer_class(beta: float):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             half = inputs["input_ids"].shape[0] // 2
             forward = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
-            policy = sequence_logps(model(**forward).logits, inputs["labels"])
-            with torch.no_grad(), model.disable_adapter():
+            # The reference pass first: switching adapters sets which one has gradients, and the
+            # policy's pass must see its own adapter trainable.
+            with torch.no_grad(), reference_model(model):
                 reference = sequence_logps(model(**forward).logits, inputs["labels"])
+            policy = sequence_logps(model(**forward).logits, inputs["labels"])
             loss, _margin = dpo_loss(policy[:half], policy[half:], reference[:half], reference[half:], beta)
             return (loss, {"policy_logps": policy}) if return_outputs else loss
 

@@ -290,6 +290,11 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
 
         if spec.init_adapter_path:
             model = PeftModel.from_pretrained(model, spec.init_adapter_path, is_trainable=True)
+            if spec.method == "dpo":
+                # DPO's reference is where the policy starts: the parent adapter, a frozen second copy.
+                from .dpo import REFERENCE_ADAPTER
+
+                model.load_adapter(spec.init_adapter_path, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
         elif spec.method == "ia3":
             ff = [m for m in feedforward if m in target_modules]
             model = get_peft_model(
@@ -403,7 +408,8 @@ def _run(spec: RunSpec, hooks: Hooks) -> RunResult:
 
     model_dir = output_dir / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    trainer.model.save_pretrained(str(model_dir))
+    # Only the trained adapter (DPO's frozen reference, when there is one, stays behind).
+    trainer.model.save_pretrained(str(model_dir), **({"selected_adapters": ["default"]} if spec.method != "full" else {}))
     tokenizer.save_pretrained(str(model_dir))
     metrics["chat_template_sha256"] = template_sha256(tokenizer.chat_template)
     return RunResult(
