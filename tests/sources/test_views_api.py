@@ -87,6 +87,24 @@ def test_a_bad_template_shows_a_form_error(kb, manager):
     assert "Template error" in response.content.decode()
 
 
+@pytest.mark.parametrize("language, message", [
+    ("en", "A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “kill”."),
+    ("zh-hans", "数据源查询必须是 SELECT（或 WITH、VALUES、TABLE）语句；此查询以“kill”开头。"),
+])
+def test_a_query_that_is_not_a_read_is_a_form_and_api_error_in_the_users_language(kb, manager, rows, language, message):
+    client = login(manager)
+    client.cookies["django_language"] = language
+    fields = {"name": "Killer", "dsn": rows.source_dsn, "query": "/* SELECT */ KILL 1", "key_field": "id",
+              "title_template": "{title}", "body_template": "{body}", "timeout_seconds": "30", "max_records": "10"}
+    page = client.post(f"/sources/knowledge-bases/{kb.pk}/new/sql/", fields, HTTP_ACCEPT_LANGUAGE=language)
+    assert page.status_code == 400
+    assert message in page.content.decode()
+    api = client.post("/api/sources/", {**fields, "knowledge_base": kb.pk, "kind": "sql"}, content_type="application/json",
+                      HTTP_ACCEPT_LANGUAGE=language)
+    assert api.status_code == 400 and api.json()["query"] == [message]
+    assert not Source.objects.filter(name="Killer").exists()
+
+
 def test_api_credentials_are_write_only(kb, manager, people):
     client = login(manager)
     response = client.post("/api/sources/", {
