@@ -24,6 +24,7 @@ WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 SAME_IN_BOTH = {
     "CSV", "JSON", "BM25", "API", "IP", "MRR", "DeepSeek", "SHA", "Markdown", "RRF", "PDF", "HTML", "URL", "MB",
     "root", "credit", "manager", "reviewer", "UTC", "txt", "csv", "jsonl", "LoRA", "DPO", "alpha", "dropout", "HTTP", "SQL",
+    "DSN",
 }
 CHROME = "h1, h2, h3, th, button, label, .mainnav a, .tabs a, .actions a, .pagination, legend"
 
@@ -235,3 +236,29 @@ def test_the_other_apps_pages_read_well_in_both_languages_and_widths(page, peopl
         problems += _problems(page, f"{language}-{width}-{name}", language)
     assert not problems, problems
     assert not page.errors
+
+
+@pytest.mark.parametrize("language, message", [
+    ("en", "A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “kill”."),
+    ("zh-hans", "数据源查询必须是 SELECT（或 WITH、VALUES、TABLE）语句；此查询以“kill”开头。"),
+])
+def test_a_refused_source_query_shows_under_its_field_in_both_languages(page, people, site, language, message):
+    from sources.models import AllowedHost, Source, SourceKind
+
+    AllowedHost.objects.create(source_kind=SourceKind.SQL, host="db.internal.example", port=5432)
+    login(page, people["credit_manager"])
+    page.goto("/")
+    _switch_language(page, language)
+    page.goto(reverse("sources:create", args=[site["kb"].pk, "sql"]))
+    page.fill("#id_name", "Warehouse")
+    page.fill("#id_dsn", "postgresql://reader:pw@db.internal.example:5432/warehouse")
+    page.fill("#id_query", "/* SELECT */ KILL 1")
+    page.fill("#id_key_field", "id")
+    page.fill("#id_title_template", "{title}")
+    page.fill("#id_body_template", "{body}")
+    with page.expect_navigation():
+        page.click("form button[type=submit].primary")
+    expect(page.locator("#id_query").locator("xpath=ancestor::*[contains(@class, 'field')][1]")).to_contain_text(message)
+    assert page.input_value("#id_query") == "/* SELECT */ KILL 1"  # what was typed is kept
+    assert not _problems(page, f"{language}-source-query-refused", language)
+    assert not Source.objects.exists()
