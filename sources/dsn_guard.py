@@ -316,10 +316,29 @@ SELECT r.rolsuper OR EXISTS (
 FROM pg_roles r WHERE r.rolname = current_user
 """
 
+# dblink's functions that open a connection of their own from the database server: that session is
+# not the source's read-only transaction (it may write), and it goes wherever the server can reach.
+DBLINK_FUNCTIONS = ("dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_open", "dblink_send_query")
+# Those the role may run, itself or through any role it is a member of (with NOINHERIT too, as for
+# the file roles: a role it may take is counted as held).
+DBLINK_CHECK = """
+SELECT ARRAY(
+    SELECT DISTINCT p.proname::text FROM pg_extension e
+    JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid AND d.deptype = 'e'
+                    AND d.classid = 'pg_proc'::regclass
+    JOIN pg_proc p ON p.oid = d.objid
+    WHERE e.extname = 'dblink' AND p.proname = ANY(%s) AND EXISTS (
+        SELECT 1 FROM pg_roles r
+        WHERE pg_has_role(current_user, r.oid, 'MEMBER') AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+          AND has_schema_privilege(r.oid, p.pronamespace, 'USAGE'))
+    ORDER BY 1)
+"""
+
 
 def check_postgresql_session(conn: Any) -> None:
-    """Refuse a role that can read or write the server's files or run programs on it, and the
-    product's own server reached through any path the address checks could not see."""
+    """Refuse a role that can read or write the server's files or run programs on it, or open
+    connections of its own from the server (dblink), and the product's own server reached through
+    any path the address checks could not see."""
     with conn.cursor() as cursor:
         cursor.execute(ROLE_CHECK, [list(DANGEROUS_ROLES)])
         row = cursor.fetchone()
@@ -332,6 +351,13 @@ def check_postgresql_session(conn: Any) -> None:
             raise RefusedDSN(
                 _("The database role is a member of %(roles)s, which can read or write the server's files or run programs; connect with a role without it.")
                 % {"roles": ", ".join(memberships)}
+            )
+        cursor.execute(DBLINK_CHECK, [list(DBLINK_FUNCTIONS)])
+        dblink = list(cursor.fetchone()[0])
+        if dblink:
+            raise RefusedDSN(
+                _("The database role may run dblink's %(functions)s, which open connections of their own from the database server, outside the read-only transaction; revoke EXECUTE on them or connect with another role.")
+                % {"functions": ", ".join(dblink)}
             )
         identifier = _system_identifier(cursor)
     if identifier and identifier == product_system_identifier():

