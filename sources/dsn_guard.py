@@ -316,29 +316,35 @@ SELECT r.rolsuper OR EXISTS (
 FROM pg_roles r WHERE r.rolname = current_user
 """
 
-# dblink's functions that open a connection of their own from the database server: that session is
-# not the source's read-only transaction (it may write), and it goes wherever the server can reach.
+# Functions that reach past the source's read-only session. The server's files: superusers and the
+# file roles above only, unless a DBA granted one to a role by name. dblink's connecting functions
+# (the extension installs them with EXECUTE for PUBLIC): a session of their own from the database
+# server, not the source's read-only transaction (it may write), to wherever that server reaches.
+FILE_FUNCTIONS = ("pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export")
 DBLINK_FUNCTIONS = ("dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_open", "dblink_send_query")
-# Those the role may run, itself or through any role it is a member of (with NOINHERIT too, as for
-# the file roles: a role it may take is counted as held).
-DBLINK_CHECK = """
+# Those of them (the file ones in pg_catalog, the dblink ones of that extension) the role may run,
+# itself or through any role it is a member of (with NOINHERIT too, as for the file roles: a role it
+# may take is counted as held).
+FUNCTION_CHECK = """
 SELECT ARRAY(
-    SELECT DISTINCT p.proname::text FROM pg_extension e
-    JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid AND d.deptype = 'e'
-                    AND d.classid = 'pg_proc'::regclass
-    JOIN pg_proc p ON p.oid = d.objid
-    WHERE e.extname = 'dblink' AND p.proname = ANY(%s) AND EXISTS (
-        SELECT 1 FROM pg_roles r
-        WHERE pg_has_role(current_user, r.oid, 'MEMBER') AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
-          AND has_schema_privilege(r.oid, p.pronamespace, 'USAGE'))
+    SELECT DISTINCT p.proname::text FROM pg_proc p
+    WHERE p.proname = ANY(%s)
+      AND (p.pronamespace = 'pg_catalog'::regnamespace OR EXISTS (
+           SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_extension'::regclass
+             AND d.deptype = 'e' AND e.extname = 'dblink'))
+      AND EXISTS (
+           SELECT 1 FROM pg_roles r
+           WHERE pg_has_role(current_user, r.oid, 'MEMBER') AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+             AND has_schema_privilege(r.oid, p.pronamespace, 'USAGE'))
     ORDER BY 1)
 """
 
 
 def check_postgresql_session(conn: Any) -> None:
-    """Refuse a role that can read or write the server's files or run programs on it, or open
-    connections of its own from the server (dblink), and the product's own server reached through
-    any path the address checks could not see."""
+    """Refuse a role that can read or write the server's files (through a file role or a file
+    function granted by name) or run programs on it, or open connections of its own from the server
+    (dblink), and the product's own server reached through any path the address checks could not see."""
     with conn.cursor() as cursor:
         cursor.execute(ROLE_CHECK, [list(DANGEROUS_ROLES)])
         row = cursor.fetchone()
@@ -352,8 +358,15 @@ def check_postgresql_session(conn: Any) -> None:
                 _("The database role is a member of %(roles)s, which can read or write the server's files or run programs; connect with a role without it.")
                 % {"roles": ", ".join(memberships)}
             )
-        cursor.execute(DBLINK_CHECK, [list(DBLINK_FUNCTIONS)])
-        dblink = list(cursor.fetchone()[0])
+        cursor.execute(FUNCTION_CHECK, [[*FILE_FUNCTIONS, *DBLINK_FUNCTIONS]])
+        runnable = list(cursor.fetchone()[0])
+        files = [name for name in runnable if name in FILE_FUNCTIONS]
+        dblink = [name for name in runnable if name in DBLINK_FUNCTIONS]
+        if files:
+            raise RefusedDSN(
+                _("The database role may run %(functions)s, which read or write the database server's files; revoke EXECUTE on them or connect with another role.")
+                % {"functions": ", ".join(files)}
+            )
         if dblink:
             raise RefusedDSN(
                 _("The database role may run dblink's %(functions)s, which open connections of their own from the database server, outside the read-only transaction; revoke EXECUTE on them or connect with another role.")

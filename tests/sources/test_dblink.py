@@ -1,5 +1,6 @@
 """A PostgreSQL source whose role may run dblink: the query could open a connection of its own from
-the database server, outside the read-only transaction, and write wherever that server reaches.
+the database server, outside the read-only transaction, and write wherever that server reaches. And
+one granted a file function by name (pg_read_file: the server's configuration became a document).
 The source is a server started from the machine's Debian PostgreSQL 15 binaries, which ship the
 dblink extension (the wheel's do not); the place written to is the other second server's table
 (tests/sources/conftest.py)."""
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
+from knowledge.models import Document
 from sources.models import SourceKind, SyncStatus
 from sources.services import source_create, source_sync
 from tests.second_postgres import READER_PASSWORD, SecondServer
@@ -122,3 +124,23 @@ def test_with_dblink_revoked_the_same_server_is_a_source(kb, manager, reader, ro
     planter = source_sync(source_id=planting_source(kb, manager, reader, rows).pk)
     assert planter.status == SyncStatus.FAILED and "permission denied for function dblink_exec" in planter.error
     assert rows.count() == 3
+
+
+@pytest.mark.parametrize("function, signature", [
+    ("pg_read_file", "pg_read_file(text)"),
+    ("pg_ls_dir", "pg_ls_dir(text)"),
+    ("lo_export", "lo_export(oid, text)"),
+])
+def test_a_role_granted_a_file_function_by_name_is_refused(kb, manager, reader, function, signature,
+                                                           dblink_revoked_from_public):
+    # Without the file roles: EXECUTE on one function, granted to a group the role belongs to.
+    reader.execute(sql.SQL(f"GRANT EXECUTE ON FUNCTION {signature} TO {{}}").format(sql.Identifier(reader.group)))
+    reader.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(reader.group), sql.Identifier(reader.role)))
+    source = source_create(actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="Config", dsn=reader.dsn(),
+                           query="SELECT 1 AS id, 'conf' AS title, pg_read_file('postgresql.conf') AS body",
+                           key_field="id", title_template="{title}", body_template="{body}")
+    sync = source_sync(source_id=source.pk)
+    assert (sync.status, sync.error) == (SyncStatus.FAILED, (
+        f"The database role may run {function}, which read or write the database server's files; revoke EXECUTE on "
+        "them or connect with another role."))
+    assert not Document.objects.filter(knowledge_base=kb).exists()
