@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar, Generic, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -156,8 +157,8 @@ class PermissionPolicy(Generic[M]):
         self._check_action(action)
         try:
             return self.instances_user_has_permission_for(user, action).get(pk=pk)
-        except (self.model.DoesNotExist, ValueError, TypeError, models.ObjectDoesNotExist):
-            raise Http404 from None
+        except (self.model.DoesNotExist, ValueError, TypeError, models.ObjectDoesNotExist, ValidationError):
+            raise Http404 from None  # ValidationError: not a key of that type at all ("abc" for a UUID)
 
 
 class DepartmentPolicy(PermissionPolicy[Department]):

@@ -169,7 +169,7 @@ def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
         if filters.get(key):
             chunks = chunks.filter(**{f"version__created_at__{lookup}": filters[key]})
             filtered = True
-    if filtered:
+    if filtered and scope.kb_ids:  # with no knowledge base to read there is nothing to narrow
         sql, params = chunks.filter(knowledge_base_id__in=scope.kb_ids).values("pk").query.sql_with_params()
         scope.chunk_sql, scope.chunk_params = sql, list(params)
     return scope

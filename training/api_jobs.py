@@ -21,6 +21,16 @@ from .policy import dataset_version_policy
 from .policy_jobs import evaluation_policy, fine_tuning_job_policy, model_version_policy
 
 
+def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    """A query parameter as an integer in [minimum, maximum] (clamped); not an integer: a 400."""
+    raw = request.query_params.get(name) or default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise serializers.ValidationError({name: "An integer is required."}) from None
+    return max(minimum, value if maximum is None else min(value, maximum))
+
+
 def _ts(value) -> int | None:
     return int(value.timestamp()) if value else None
 
@@ -79,7 +89,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
         return job
 
     def list(self, request):
-        jobs = self.get_queryset()[: min(int(request.query_params.get("limit", 20) or 20), 100)]
+        jobs = self.get_queryset()[: _int_param(request, "limit", 20, minimum=1, maximum=100)]
         return Response({"object": "list", "data": [FineTuningJobSerializer(j).data for j in jobs], "has_more": False})
 
     @extend_schema(request=FineTuningJobCreateSerializer, responses={201: FineTuningJobSerializer})
@@ -122,7 +132,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         job = self.get_object()
-        after = int(request.query_params.get("after", 0) or 0)
+        after = _int_param(request, "after", 0, minimum=0, maximum=2**63 - 1)  # a bigint id
         events = selectors.fine_tuning_event_list(job=job, after=after)
         return Response({"object": "list", "data": [event_json(e) for e in events], "status": job.status,
                          "progress": job.progress, "has_more": False})

@@ -97,3 +97,18 @@ def test_hit_testing_is_not_a_use_of_the_knowledge(chunks, people, client_for):
     assert usage.pending() == {}
     usage.rollup()
     assert not ChunkRetrieval.objects.exists()
+
+
+def test_filters_on_knowledge_bases_the_user_may_not_read_give_nothing_not_an_error(chunks, people, client_for):
+    """Found by fuzzing the OpenAPI schema: a filter with no readable knowledge base was a 500."""
+    loan, _ = chunks
+    body = {"query": "loan approval credit committee", "knowledge_bases": [loan.knowledge_base_id], "tags": ["policy"]}
+    hr = client_for(people["hr_employee"]).post("/api/retrieval/search/", body, content_type="application/json")
+    assert hr.status_code == 200 and hr.json()["results"] == [] and hr.json()["no_answer"] is True
+    results = search(people["hr_employee"], "loan approval", knowledge_bases=[loan.knowledge_base_id],
+                     filters={"updated_after": timezone.now() - dt.timedelta(days=1)})
+    assert list(results) == [] and results.no_answer
+    # The same filter for a reader of that knowledge base still narrows as before.
+    credit = client_for(people["credit_employee"]).post(
+        "/api/retrieval/search/", {**body, "tags": []}, content_type="application/json")
+    assert [r["chunk_id"] for r in credit.json()["results"]][:1] == [loan.pk]

@@ -75,3 +75,25 @@ def test_registry_and_evaluation_pages(client_for, ml, version):
     assert json_script(page, "evaluation-chart-data")["series"]["this: base: base"][4:] == [0.5, 1.0, 1.0]
     response = client.post(f"/training/models/{base.pk}/evaluate/", {"dataset_version": version.pk, "split": "train"})
     assert response.status_code == 302 and Evaluation.objects.count() == 2
+
+
+def test_the_jobs_api_answers_bad_ids_and_parameters_with_4xx(client_for, ml, version):
+    """Found by fuzzing the OpenAPI schema (schemathesis): these were 500s."""
+    client = client_for(ml["credit_admin"])
+    job = services.fine_tuning_job_create(actor=ml["credit_admin"], dataset_version=version, method="lora",
+                                          validation_fraction=0.2, hyperparameters={"n_epochs": 1})
+    services.event_add(job=job, type="metrics", message="step 1", step=1, loss=2.5)
+    for bad in ("null,null", "ftjob-not-a-uuid", "1"):
+        for suffix in ("", "events/", "checkpoints/"):
+            assert client.get(f"/api/training/fine_tuning/jobs/{bad}/{suffix}").status_code == 404, (bad, suffix)
+    assert client.get(f"/api/training/fine_tuning/jobs/{job.openai_id}/").json()["uuid"] == str(job.pk)
+    for query in ("limit=null", "limit=1.5", "limit=abc"):
+        response = client.get(f"/api/training/fine_tuning/jobs/?{query}")
+        assert response.status_code == 400 and response.json() == {"limit": "An integer is required."}, query
+    for query, count in (("limit=-5", 1), ("limit=0", 1), ("limit=100000", 1), ("", 1)):
+        response = client.get(f"/api/training/fine_tuning/jobs/?{query}")
+        assert response.status_code == 200 and len(response.json()["data"]) == count, query
+    events = f"/api/training/fine_tuning/jobs/{job.pk}/events/"
+    assert client.get(f"{events}?after=x").status_code == 400
+    assert client.get(f"{events}?after={'9' * 30}").json()["data"] == []
+    assert "step 1" in [e["message"] for e in client.get(f"{events}?after=-3").json()["data"]]
