@@ -2,8 +2,9 @@
 because TRL is not a dependency here: the policy is the model with a LoRA adapter, the reference is
 the same model with the adapter disabled (the base, or a full-weights parent), so no second copy of
 the weights is loaded. With a parent adapter, the policy starts from it and the reference is that
-parent: a frozen second copy of the adapter (REFERENCE_ADAPTER), switched to for the reference pass. Loss: -log σ(β · ((log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l)))),
-log-probabilities summed over the assistant tokens (the loss mask of `encoding`)."""
+parent: a frozen second copy of the adapter (REFERENCE_ADAPTER), switched to for the reference pass.
+Loss: -log σ(β · ((log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l)))), log-probabilities
+summed over the assistant tokens (the loss mask of `encoding`)."""
 
 from __future__ import annotations
 
