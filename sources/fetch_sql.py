@@ -51,10 +51,9 @@ def _first_word(query: str, dialect: str) -> str:
         char = query[i]
         if char.isspace() or char == "(":
             i += 1
-        elif query.startswith("--", i) and (dialect != "mysql" or i + 2 == n or query[i + 2].isspace()):
-            end = query.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif char == "#" and dialect == "mysql":
+        elif (query.startswith("--", i) and (dialect != "mysql" or i + 2 == n or query[i + 2].isspace())) or (
+            char == "#" and dialect == "mysql"
+        ):  # a comment to the end of the line
             end = query.find("\n", i)
             i = n if end < 0 else end + 1
         elif query.startswith("/*", i):
