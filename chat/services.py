@@ -178,7 +178,7 @@ def endpoint_from_environment_ensure() -> ModelEndpoint | None:
             if key is not None:
                 endpoint.api_key_encrypted = encrypt(key)
             window = os.environ.get("CHAT_MODEL_CONTEXT_WINDOW")
-            if window and window.isdigit():
+            if window and window.isdecimal():
                 endpoint.context_window = int(window)
             endpoint.save()
         Assistant.objects.filter(is_default=True, endpoint__isnull=True).update(endpoint=endpoint)

@@ -386,7 +386,7 @@ class VersionViewSet(PolicyReadOnlyViewSet):
         queryset = queryset.select_related("author", "document__knowledge_base").order_by("document_id", "-number")
         document = self.request.query_params.get("document")
         if self.action == "list" and document:
-            if not document.isdigit():
+            if not document.isdecimal():
                 raise ValidationError({"document": "A document id is required."})
             queryset = queryset.filter(document_id=int(document))
         if self.action == "list":
@@ -432,7 +432,7 @@ class ReviewViewSet(PolicyReadOnlyViewSet):
         if self.action == "list":
             if state := self.request.query_params.get("state"):
                 queryset = queryset.filter(state=state)
-            if (document := self.request.query_params.get("document", "")).isdigit():
+            if (document := self.request.query_params.get("document", "")).isdecimal():
                 queryset = queryset.filter(document_id=int(document))
         return queryset.order_by("-created_at", "-id")
 

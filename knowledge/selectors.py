@@ -187,12 +187,12 @@ def _filter_audit(
     if date_to:
         entries = entries.filter(created_at__date__lte=date_to)
     if author:
-        if isinstance(author, str) and not author.isdigit():
+        if isinstance(author, str) and not author.isdecimal():
             entries = entries.filter(actor_username=author)
         else:
             entries = entries.filter(actor_id=getattr(author, "pk", author))
     if department:
-        if isinstance(department, str) and not department.isdigit():
+        if isinstance(department, str) and not department.isdecimal():
             entries = entries.filter(department__code=department)
         else:
             entries = entries.filter(department_id=getattr(department, "pk", department))

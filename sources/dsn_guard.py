@@ -250,7 +250,7 @@ def _vet_postgresql(dsn: str) -> Target:
     if "," in host:
         raise RefusedDSN(_("A source connects to one host; lists of hosts are not allowed."))
     raw_port = params.pop("port", "") or "5432"
-    if "," in raw_port or not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+    if "," in raw_port or not (raw_port.isascii() and raw_port.isdigit()) or not 0 < int(raw_port) < 65536:
         raise RefusedDSN(_("The port must be one number between 1 and 65535."))
     return _vet_network("postgresql", host, int(raw_port), params)
 

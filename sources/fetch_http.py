@@ -139,7 +139,7 @@ def fetch_json(url: str, *, headers: dict[str, str], timeout_s: int) -> Any:
             if response.status != 200:
                 raise FetchError(_("The server answered HTTP %(status)s.") % {"status": response.status})
             declared = response.getheader("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limit:
+            if declared and declared.isdecimal() and int(declared) > limit:
                 raise _too_large(limit)
             body = bytearray()
             while True:

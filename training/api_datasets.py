@@ -165,7 +165,7 @@ class DatasetVersionViewSet(PolicyReadOnlyViewSet):
         queryset = queryset.select_related("created_by", "dataset").order_by("dataset_id", "-number")
         dataset = self.request.query_params.get("dataset")
         if self.action == "list" and dataset:
-            if not dataset.isdigit():
+            if not dataset.isdecimal():
                 raise ValidationError({"dataset": "A dataset id is required."})
             queryset = queryset.filter(dataset_id=int(dataset))
         return queryset

@@ -242,7 +242,7 @@ def _docx_heading_level(paragraph) -> int:
     properties = paragraph._p.pPr
     if properties is not None:
         outline = properties.find(qn("w:outlineLvl"))
-        if outline is not None and outline.get(qn("w:val"), "9").isdigit():
+        if outline is not None and outline.get(qn("w:val"), "9").isdecimal():
             level = int(outline.get(qn("w:val"))) + 1
             if level <= 6:
                 return level

@@ -31,7 +31,7 @@ def id_number_valid(number: str) -> bool:
 
 
 def luhn_valid(number: str) -> bool:
-    digits = [int(c) for c in number if c.isdigit()]
+    digits = [int(c) for c in number if c.isdecimal()]
     if not 13 <= len(digits) <= 19:
         return False
     total = 0
