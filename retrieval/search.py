@@ -564,10 +564,13 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         mode = "hybrid"
     query = (query or "").strip()
     active = active_search_space()
-    cfg = settings_for(knowledge_bases, active)
+    scope = _scope(user, knowledge_bases, filters)
+    # Only a knowledge base the user may read lends its settings: an unreadable id answers like a missing one.
+    readable_ids = set(scope.kb_ids)
+    readable = None if knowledge_bases is None else [kb for kb in knowledge_bases if getattr(kb, "pk", kb) in readable_ids]
+    cfg = settings_for(readable, active)
     if not query:
         return SearchResults(mode=mode, no_answer=True, threshold=_threshold(cfg, mode))
-    scope = _scope(user, knowledge_bases, filters)
     timings: dict[str, float] = {}
     n = max(int(cfg["candidates"]), k)
     cfg = {**cfg, "candidates": n}

@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from retrieval.models import HitTestRun, HitTestSet
+from retrieval.search import search
 from retrieval.services import hit_test_run_execute
 from tests.conftest import login
 from tests.factories import KnowledgeBaseFactory
@@ -73,3 +74,23 @@ def test_search_api_uses_the_requesting_user(loans, people):
     ids = {hit["knowledge_base_id"] for hit in response.json()["results"]}
     assert ids == {kb.pk}
     assert response.json()["results"][0]["version_number"] == 1
+
+
+def test_search_api_applies_settings_only_of_a_knowledge_base_the_user_may_read(people, credit, hr):
+    """An unreadable knowledge base's id answers like a missing one: its retrieval settings (the
+    no-answer threshold in `threshold`) are not applied, with or without a question."""
+    own = KnowledgeBaseFactory(department=credit, retrieval_settings={"no_answer_bm25_threshold": 0.1313})
+    hr_kb = KnowledgeBaseFactory(department=hr, retrieval_settings={"no_answer_bm25_threshold": 0.4242})
+    client = login(people["credit_employee"])
+
+    def threshold(kb_id):
+        response = client.post(reverse("search"), {"query": "salary", "mode": "bm25", "knowledge_bases": [kb_id]},
+                               content_type="application/json")
+        assert response.status_code == 200, response.content
+        return response.json()["threshold"]
+
+    assert threshold(own.pk) == 0.1313  # a readable knowledge base's own settings still apply
+    missing = hr_kb.pk + 100000
+    assert threshold(hr_kb.pk) == threshold(missing) != 0.4242
+    empty = search(people["credit_employee"], "", knowledge_bases=[hr_kb.pk], mode="bm25")  # answered before searching
+    assert empty.threshold == search(people["credit_employee"], "", knowledge_bases=[missing], mode="bm25").threshold != 0.4242
