@@ -55,7 +55,7 @@ def _sides(user, rows, pairs):
             chunk = chunks[chunk_id]
             ok = chunk_id in readable
             sides.append(Side(document=chunk.document, version_number=chunk.version.number, owner=chunk.document.owner,
-                              value=value, readable=ok, passage=highlight(chunk.text, *span) if ok else "",
+                              value=value if ok else "", readable=ok, passage=highlight(chunk.text, *span) if ok else "",
                               editable=ok and chunk.document_id in editable))
         out.append((row, sides))
     return out
@@ -64,7 +64,10 @@ def _sides(user, rows, pairs):
 def conflict_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int = 200) -> list[tuple[Conflict, list[Side]]]:
     rows = list(conflict_policy.instances_user_has_permission_for(user, "view").filter(status=status)[:limit])
     pairs = [((r.chunk_a_id, r.span_a, r.value_a), (r.chunk_b_id, r.span_b, r.value_b)) for r in rows]
-    return _sides(user, rows, pairs)
+    out = _sides(user, rows, pairs)
+    for row, (a, b) in out:  # a side the user may not read lends no words, its value included
+        row.value_a, row.value_b = a.value, b.value
+    return out
 
 
 def carry_over_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int = 200):
@@ -73,6 +76,9 @@ def carry_over_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int =
                 .select_related("change_document", "change_version", "previous_version")[:limit])
     pairs = [((r.chunk_id, r.span, r.old_value),) for r in rows]
     readable_changes = readable_document_ids(user, {r.change_document_id for r in rows})
+    for row in rows:
+        if row.change_document_id not in readable_changes:
+            row.new_value = ""  # the new value is the changed document's words
     return [(row, sides[0], row.change_document_id in readable_changes) for row, sides in _sides(user, rows, pairs)]
 
 

@@ -42,6 +42,27 @@ def test_a_cross_department_pair_shows_each_side_only_its_own_text(findings, peo
     assert "信贷秘密条款" in reviewer_page and "HR secret memo" in reviewer_page
 
 
+def finding_html(page: str) -> str:
+    start = page.index('<div class="finding"')
+    return page[start:page.index("</form>", start)]
+
+
+def test_the_side_a_user_may_not_read_shows_no_value(findings, people, client_for):
+    """Each side's managers see the pair without the other side's words, its value included."""
+    credit_page = client_for(people["credit_manager"]).get("/health/conflicts/").content.decode()
+    assert "<mark>4.35</mark> and another value in knowledge you may not read" in credit_page
+    assert "3.85" not in credit_page
+    hr_page = client_for(people["hr_manager"]).get("/health/conflicts/").content.decode()
+    assert "<mark>3.85</mark> and another value in knowledge you may not read" in hr_page
+    assert "4.35" not in hr_page
+    reviewer_page = client_for(people["reviewer"]).get("/health/conflicts/").content.decode()
+    assert "<mark>4.35</mark>" in reviewer_page and "<mark>3.85</mark>" in reviewer_page
+    # The change not carried over: its new value (15) is HR's words; Credit sees its own old one.
+    carried = finding_html(client_for(people["credit_manager"]).get("/health/carried-over/").content.decode())
+    assert "<mark>10</mark> (the new value is in knowledge you may not read)" in carried
+    assert "15" not in carried
+
+
 def test_employees_and_outsiders_see_no_health_page(findings, people, client_for):
     for name in ("credit_employee", "hr_employee", "outsider"):
         client = client_for(people[name])
