@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import connection
 
 from retrieval.tokenize import tokenize
 
@@ -60,29 +59,26 @@ class Pick:
     score: float
 
 
-def term_idf(terms: list[str]) -> dict[str, float]:
-    """BM25 IDF of each term over the searchable chunks (unknown terms get the highest IDF)."""
+def term_idf(terms: list[str], knowledge_base_ids: list[int]) -> dict[str, float]:
+    """BM25 IDF of each term over the searchable chunks of these knowledge bases (those the asker
+    may read, as search counts them; unknown terms get the highest IDF)."""
+    from retrieval.indexing import scope_statistics, scope_term_df
+
     terms = sorted(set(terms))
     if not terms:
         return {}
-    with connection.cursor() as cursor:
-        # One statement: the chunk count and the document frequencies.
-        cursor.execute(
-            "SELECT s.chunk_count, t.term, t.df FROM retrieval_bm25statistics s "
-            "LEFT JOIN retrieval_bm25term t ON t.term = ANY(%s::text[]) WHERE s.id = 1", [terms])
-        rows = cursor.fetchall()
-    n = int(rows[0][0]) if rows and rows[0][0] else 1
-    df = {term: count for _, term, count in rows if term is not None}
+    n = scope_statistics(knowledge_base_ids)[0] or 1
+    df = {term: count for term, (_id, count) in scope_term_df(knowledge_base_ids, terms).items()}
     return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
 
 
 def pick_sentences(question: str, passages: list[Passage], *, idf: dict[str, float] | None = None,
-                   params: dict | None = None) -> list[Pick]:
+                   params: dict | None = None, knowledge_base_ids: list[int] = ()) -> list[Pick]:
     cfg = {**DEFAULTS, **(params or {})}
     q_terms = set(tokenize(question))
     if not q_terms or not passages:
         return []
-    idf = dict(idf if idf is not None else term_idf(list(q_terms)))
+    idf = dict(idf if idf is not None else term_idf(list(q_terms), list(knowledge_base_ids)))
     units = set(q_terms)
     if cfg["bigrams"] > 0:
         # Chinese character bigrams of the question (not its question words): a paraphrase that
@@ -215,11 +211,12 @@ class ExtractiveBackend:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    def answer(self, question: str, passages: list[Passage]) -> str:
-        return compose(pick_sentences(question, passages, params=self.params))
+    def answer(self, question: str, passages: list[Passage], *, knowledge_base_ids: list[int] = ()) -> str:
+        """`knowledge_base_ids`: those the asker may read, over which the terms' IDF is counted."""
+        return compose(pick_sentences(question, passages, params=self.params, knowledge_base_ids=knowledge_base_ids))
 
-    def stream_answer(self, question: str, passages: list[Passage]) -> Iterator[str]:
-        text = self.answer(question, passages)
+    def stream_answer(self, question: str, passages: list[Passage], *, knowledge_base_ids: list[int] = ()) -> Iterator[str]:
+        text = self.answer(question, passages, knowledge_base_ids=knowledge_base_ids)
         step = 16
         for i in range(0, len(text), step):
             yield text[i : i + step]

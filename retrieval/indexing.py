@@ -9,7 +9,10 @@ arguments, so calling them twice, or in either order, leaves the same index.
 
 Statistics are never updated in place by writers: each change appends delta rows
 (`Bm25StatisticsDelta`, `Bm25TermDelta`) that readers add to the base rows in the same statement,
-and `statistics_rollup` (beat, every minute) folds them into the base rows. So publishing (which
+and `statistics_rollup` (beat, every minute) folds them into the base rows. Each delta names its
+knowledge base, and the base rows exist company-wide and per knowledge base: a search reads the
+statistics of the knowledge bases its user may read (`scope_statistics`, `scope_term_df`), so
+what another department's knowledge holds moves no score the user sees. So publishing (which
 flips searchable flags) takes no lock that an ingestion batch holds: a reviewer's approve never
 waits for a 256-version batch to commit. Posting writers (`index_chunks`, the re-index) still
 serialize among themselves on one advisory lock, which rules out deadlocks on new terms.
@@ -68,6 +71,38 @@ TERM_DF_SQL = (
 )
 
 
+# The same over some knowledge bases (a search: those its user may read).
+SCOPE_STATISTICS_SQL = (
+    "SELECT coalesce(sum(n), 0)::bigint, coalesce(sum(total), 0)::bigint FROM ("
+    "SELECT chunk_count AS n, total_length AS total FROM retrieval_bm25knowledgebasestatistics "
+    "WHERE knowledge_base_id = ANY(%s::bigint[]) UNION ALL "
+    "SELECT chunk_count, total_length FROM retrieval_bm25statisticsdelta WHERE knowledge_base_id = ANY(%s::bigint[])) x"
+)
+SCOPE_TERM_DF_SQL = (
+    "SELECT t.id, t.term, (coalesce((SELECT sum(k.df) FROM retrieval_bm25knowledgebaseterm k "
+    "WHERE k.term_id = t.id AND k.knowledge_base_id = ANY(%s::bigint[])), 0) + coalesce((SELECT sum(d.df) "
+    "FROM retrieval_bm25termdelta d WHERE d.term_id = t.id AND d.knowledge_base_id = ANY(%s::bigint[])), 0))::int "
+    "FROM retrieval_bm25term t WHERE t.term = ANY(%s::text[])"
+)
+
+
+def scope_statistics(knowledge_base_ids: list[int]) -> tuple[int, int]:
+    """(searchable chunk count, their total length) within these knowledge bases, deltas included."""
+    ids = sorted(set(knowledge_base_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(SCOPE_STATISTICS_SQL, [ids, ids])
+        n, total = cursor.fetchone()
+    return int(n), int(total)
+
+
+def scope_term_df(knowledge_base_ids: list[int], terms: list[str]) -> dict[str, tuple[int, int]]:
+    """term -> (term id, df within these knowledge bases), for the terms the index knows."""
+    ids = sorted(set(knowledge_base_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(SCOPE_TERM_DF_SQL, [ids, ids, sorted(set(terms))])
+        return {term: (term_id, df) for term_id, term, df in cursor.fetchall()}
+
+
 def collection_statistics() -> tuple[int, int]:
     """(searchable chunk count, their total length in terms), deltas included."""
     with connection.cursor() as cursor:
@@ -96,37 +131,44 @@ def _term_ids(cursor, terms: set[str]) -> dict[str, int]:
     return dict(cursor.fetchall())
 
 
-def _apply_delta(cursor, rows: list[tuple[int, int, int, bool]]) -> None:
-    """rows: (term_id, chunk_id, length, now_searchable) of postings whose flag just changed."""
+def _apply_delta(cursor, rows: list[tuple[int, int, int, bool, int]]) -> None:
+    """rows: (term_id, chunk_id, length, now_searchable, knowledge_base_id) of postings whose flag
+    just changed."""
     if not rows:
         return
-    df: Counter[int] = Counter()
-    chunks: dict[int, tuple[int, bool]] = {}
-    for term_id, chunk_id, length, searchable in rows:
-        df[term_id] += 1 if searchable else -1
-        chunks[chunk_id] = (length, searchable)
-    term_ids = sorted(t for t, d in df.items() if d)
-    if term_ids:
+    df: Counter[tuple[int, int]] = Counter()
+    chunks: dict[int, tuple[int, bool, int]] = {}
+    for term_id, chunk_id, length, searchable, kb in rows:
+        df[(term_id, kb)] += 1 if searchable else -1
+        chunks[chunk_id] = (length, searchable, kb)
+    keys = sorted(key for key, d in df.items() if d)
+    if keys:
         cursor.execute(
-            "INSERT INTO retrieval_bm25termdelta (term_id, df) SELECT * FROM unnest(%s::bigint[], %s::int[])",
-            [term_ids, [df[t] for t in term_ids]],
+            "INSERT INTO retrieval_bm25termdelta (term_id, knowledge_base_id, df) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[])",
+            [[t for t, _ in keys], [kb for _, kb in keys], [df[key] for key in keys]],
         )
-    count = sum(1 if s else -1 for _, s in chunks.values())
-    length = sum(ln if s else -ln for ln, s in chunks.values())
-    if count or length:
+    per_kb: dict[int, tuple[int, int]] = {}
+    for length, searchable, kb in chunks.values():
+        count, total = per_kb.get(kb, (0, 0))
+        per_kb[kb] = (count + 1, total + length) if searchable else (count - 1, total - length)
+    changed = [(kb, count, total) for kb, (count, total) in sorted(per_kb.items()) if count or total]
+    if changed:
         cursor.execute(
-            "INSERT INTO retrieval_bm25statisticsdelta (chunk_count, total_length) VALUES (%s, %s)",
-            [count, length],
+            "INSERT INTO retrieval_bm25statisticsdelta (knowledge_base_id, chunk_count, total_length) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
+            [[kb for kb, *_ in changed], [c for _, c, _ in changed], [t for *_, t in changed]],
         )
 
 
 def _remove_postings(cursor, chunk_ids: list[int]) -> None:
     cursor.execute(
-        "DELETE FROM retrieval_bm25posting WHERE chunk_id = ANY(%s) RETURNING term_id, chunk_id, length, searchable",
+        "DELETE FROM retrieval_bm25posting WHERE chunk_id = ANY(%s) "
+        "RETURNING term_id, chunk_id, length, searchable, knowledge_base_id",
         [chunk_ids],
     )
     # Removing a searchable posting is the same as it stopping being searchable.
-    _apply_delta(cursor, [(t, c, ln, False) for t, c, ln, s in cursor.fetchall() if s])
+    _apply_delta(cursor, [(t, c, ln, False, kb) for t, c, ln, s, kb in cursor.fetchall() if s])
 
 
 @transaction.atomic
@@ -158,7 +200,7 @@ def index_chunks(*, chunk_ids: list[int]) -> None:
             for term, tf in counts.items():
                 buffer.write(f"{cid}\t{ids[term]}\t{kb}\t{tf}\t{length}\t{'t' if searchable else 'f'}\n")
                 if searchable:
-                    added.append((ids[term], cid, length, True))
+                    added.append((ids[term], cid, length, True, kb))
         with cursor.cursor.copy(
             "COPY retrieval_bm25posting (chunk_id, term_id, knowledge_base_id, tf, length, searchable) FROM STDIN"
         ) as copy:
@@ -199,7 +241,7 @@ def searchable_changed(*, added: list[int], removed: list[int]) -> None:
         cursor.execute(
             "UPDATE retrieval_bm25posting AS p SET searchable = c.searchable FROM knowledge_chunk c "
             "WHERE p.chunk_id = c.id AND c.id = ANY(%s) AND p.searchable <> c.searchable "
-            "RETURNING p.term_id, p.chunk_id, p.length, p.searchable",
+            "RETURNING p.term_id, p.chunk_id, p.length, p.searchable, p.knowledge_base_id",
             [chunk_ids],
         )
         _apply_delta(cursor, cursor.fetchall())
@@ -211,17 +253,26 @@ def statistics_rollup() -> None:
     or left in one transaction, so base + remaining deltas never change for a reader."""
     with connection.cursor() as cursor:
         _lock_statistics_row(cursor)
+        # One statement each: the deltas go into the company-wide row and their knowledge bases' rows.
         cursor.execute(
-            "WITH d AS (DELETE FROM retrieval_bm25statisticsdelta RETURNING chunk_count, total_length) "
-            "UPDATE retrieval_bm25statistics SET chunk_count = chunk_count + x.n, total_length = total_length + x.total "
-            "FROM (SELECT coalesce(sum(chunk_count), 0) AS n, coalesce(sum(total_length), 0) AS total FROM d) x "
-            "WHERE id = %s",
+            "WITH d AS (DELETE FROM retrieval_bm25statisticsdelta RETURNING knowledge_base_id, chunk_count, total_length), "
+            "x AS (SELECT knowledge_base_id, sum(chunk_count) AS n, sum(total_length) AS total FROM d "
+            "GROUP BY knowledge_base_id), "
+            "g AS (UPDATE retrieval_bm25statistics SET chunk_count = chunk_count + (SELECT coalesce(sum(n), 0) FROM x), "
+            "total_length = total_length + (SELECT coalesce(sum(total), 0) FROM x) WHERE id = %s) "
+            "INSERT INTO retrieval_bm25knowledgebasestatistics AS s (knowledge_base_id, chunk_count, total_length) "
+            "SELECT knowledge_base_id, n, total FROM x ON CONFLICT (knowledge_base_id) DO UPDATE SET "
+            "chunk_count = s.chunk_count + EXCLUDED.chunk_count, total_length = s.total_length + EXCLUDED.total_length",
             [STATS_ID],
         )
         cursor.execute(
-            "WITH d AS (DELETE FROM retrieval_bm25termdelta RETURNING term_id, df), "
-            "x AS (SELECT term_id, sum(df) AS df FROM d GROUP BY term_id) "
-            "UPDATE retrieval_bm25term t SET df = t.df + x.df FROM x WHERE t.id = x.term_id AND x.df <> 0"
+            "WITH d AS (DELETE FROM retrieval_bm25termdelta RETURNING term_id, knowledge_base_id, df), "
+            "x AS (SELECT term_id, knowledge_base_id, sum(df) AS df FROM d GROUP BY term_id, knowledge_base_id), "
+            "g AS (UPDATE retrieval_bm25term t SET df = t.df + y.df FROM "
+            "(SELECT term_id, sum(df) AS df FROM x GROUP BY term_id) y WHERE t.id = y.term_id AND y.df <> 0) "
+            "INSERT INTO retrieval_bm25knowledgebaseterm AS k (term_id, knowledge_base_id, df) "
+            "SELECT term_id, knowledge_base_id, df FROM x WHERE df <> 0 "
+            "ON CONFLICT (term_id, knowledge_base_id) DO UPDATE SET df = k.df + EXCLUDED.df"
         )
 
 
@@ -247,7 +298,21 @@ def statistics_rebuild() -> None:
             "(SELECT term_id, count(*) AS df FROM retrieval_bm25posting WHERE searchable GROUP BY term_id) AS x "
             "ON x.term_id = t2.id WHERE t.id = t2.id AND t.df <> coalesce(x.df, 0)"
         )
+        cursor.execute(REBUILD_PER_KNOWLEDGE_BASE_SQL)
 
+
+# The per-knowledge-base base rows recounted from the postings.
+REBUILD_PER_KNOWLEDGE_BASE_SQL = (
+    "DELETE FROM retrieval_bm25knowledgebasestatistics; "
+    "INSERT INTO retrieval_bm25knowledgebasestatistics (knowledge_base_id, chunk_count, total_length) "
+    "SELECT knowledge_base_id, count(*), coalesce(sum(length), 0) FROM "
+    "(SELECT DISTINCT chunk_id, knowledge_base_id, length FROM retrieval_bm25posting WHERE searchable) AS c "
+    "GROUP BY knowledge_base_id; "
+    "DELETE FROM retrieval_bm25knowledgebaseterm; "
+    "INSERT INTO retrieval_bm25knowledgebaseterm (term_id, knowledge_base_id, df) "
+    "SELECT term_id, knowledge_base_id, count(*) FROM retrieval_bm25posting WHERE searchable "
+    "GROUP BY term_id, knowledge_base_id"
+)
 
 REINDEX_BATCH = 2_000
 
@@ -281,10 +346,15 @@ def reindex_all(*, batch: int = REINDEX_BATCH, progress=None, rollup: bool = Tru
             "(SELECT 1 FROM retrieval_bm25posting p WHERE p.term_id = t.id)"
         )
         if rollup:
-            # Their deltas sum to zero (no posting, so no searchable one): drop them with the terms.
+            # Their deltas and per-knowledge-base counts sum to zero (no posting, so no searchable
+            # one): drop them with the terms.
             cursor.execute(
                 "DELETE FROM retrieval_bm25termdelta d WHERE NOT EXISTS "
                 "(SELECT 1 FROM retrieval_bm25term t WHERE t.id = d.term_id)"
+            )
+            cursor.execute(
+                "DELETE FROM retrieval_bm25knowledgebaseterm k WHERE NOT EXISTS "
+                "(SELECT 1 FROM retrieval_bm25term t WHERE t.id = k.term_id)"
             )
         cursor.execute("UPDATE retrieval_bm25statistics SET tokenizer = %s WHERE id = %s", [signature(), STATS_ID])
     return done

@@ -4,7 +4,9 @@ BM25 lives in PostgreSQL so that it scales with the database and obeys the same 
 filter as every other read: a posting copies `knowledge_base_id` and `searchable` from its chunk,
 and a partial covering index on `term` serves the query from the index alone.
 Collection statistics (N, total length, df) count searchable chunks only; `indexing.py` keeps them
-as base rows plus appended deltas, summed on read and rolled up every minute.
+as base rows plus appended deltas, summed on read and rolled up every minute, company-wide and per
+knowledge base. A search reads the per-knowledge-base ones summed over what the asker may read: a
+word that only another department's knowledge holds changes no score the asker sees.
 """
 
 from __future__ import annotations
@@ -37,10 +39,29 @@ class Bm25Statistics(models.Model):
         return self.total_length / self.chunk_count if self.chunk_count else 0.0
 
 
-class Bm25StatisticsDelta(models.Model):
-    """A change to the statistics, appended by a writer (no shared row lock); readers add the
-    deltas to the base row, `indexing.statistics_rollup` folds them into it."""
+class Bm25KnowledgeBaseStatistics(models.Model):
+    """Searchable chunk count and total length of one knowledge base (no foreign key, like the
+    postings' copy of it: rows of a deleted knowledge base count nothing a search can read)."""
 
+    knowledge_base_id = models.BigIntegerField(primary_key=True)
+    chunk_count = models.BigIntegerField(default=0)
+    total_length = models.BigIntegerField(default=0)
+
+
+class Bm25KnowledgeBaseTerm(models.Model):
+    """df of one term within one knowledge base."""
+
+    pk = models.CompositePrimaryKey("term_id", "knowledge_base_id")
+    term_id = models.BigIntegerField()
+    knowledge_base_id = models.BigIntegerField()
+    df = models.IntegerField(default=0)
+
+
+class Bm25StatisticsDelta(models.Model):
+    """A change to the statistics of one knowledge base, appended by a writer (no shared row
+    lock); readers add the deltas to the base rows, `indexing.statistics_rollup` folds them in."""
+
+    knowledge_base_id = models.BigIntegerField()
     chunk_count = models.BigIntegerField()
     total_length = models.BigIntegerField()
 
@@ -50,6 +71,7 @@ class Bm25TermDelta(models.Model):
     only ever deleted with their deltas, by the re-index)."""
 
     term_id = models.BigIntegerField(db_index=True)
+    knowledge_base_id = models.BigIntegerField()
     df = models.IntegerField()
 
 

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from knowledge.models import Chunk, EmbeddingSpace, EmbeddingSpaceStatus
 from knowledge.policy import knowledge_base_policy
 
-from .indexing import STATISTICS_SQL, TERM_DF_SQL
+from .indexing import SCOPE_STATISTICS_SQL, SCOPE_TERM_DF_SQL
 from .tokenize import is_cjk, language, tokenize
 from .usage import record as record_returned
 
@@ -141,20 +141,23 @@ class SearchResults(list):
 
 @dataclass
 class Scope:
-    """What restricts a search: the ids of the user's readable knowledge bases (the policy's
-    queryset, evaluated once per search) and the SQL of the filters."""
+    """What restricts a search: the ids of the knowledge bases searched (those the user may read,
+    the policy's queryset evaluated once per search, narrowed to the ones asked for) and the SQL
+    of the filters. BM25's statistics count every knowledge base the user may read
+    (`readable_kb_ids`, narrowed or not), and nothing else."""
 
     kb_ids: list[int]
+    readable_kb_ids: list[int] = field(default_factory=list)
     chunk_sql: str | None = None
     chunk_params: list = field(default_factory=list)
 
 
 def _scope(user, knowledge_bases=None, filters: dict | None = None) -> Scope:
-    kb_ids = knowledge_base_policy.readable_ids(user)
+    readable = kb_ids = knowledge_base_policy.readable_ids(user)
     if knowledge_bases is not None:
         requested = {getattr(kb, "pk", kb) for kb in knowledge_bases}
         kb_ids = [pk for pk in kb_ids if pk in requested]
-    scope = Scope(kb_ids=kb_ids)
+    scope = Scope(kb_ids=kb_ids, readable_kb_ids=list(readable))
     filters = filters or {}
     # The filters narrow chunks further; the knowledge-base restriction is scope.kb_ids in every query.
     chunks = Chunk.objects.filter(searchable=True)
@@ -187,19 +190,21 @@ def _scope_where(scope: Scope, alias: str) -> tuple[str, list]:
 # --- BM25 -----------------------------------------------------------------------------------------
 
 
-def _bm25_weights(query: str, cfg: dict) -> tuple[list[int], list[float], float, float]:
-    """Term ids, idf × query-term frequency, the average chunk length and the score bound."""
+def _bm25_weights(query: str, cfg: dict, scope: Scope) -> tuple[list[int], list[float], float, float]:
+    """Term ids, idf × query-term frequency, the average chunk length and the score bound, from
+    the statistics of the knowledge bases the user may read: a word that only knowledge the user
+    may not read holds is as unknown as a word no document holds."""
     terms = tokenize(query)
-    if not terms:
+    if not terms or not scope.readable_kb_ids:
         return [], [], 0.0, 0.0
+    kb_ids = sorted(set(scope.readable_kb_ids))
     with connection.cursor() as cursor:
         # Base rows plus the deltas not rolled up yet (see retrieval/indexing.py).
-        cursor.execute(STATISTICS_SQL)
-        row = cursor.fetchone()
-        if not row or not row[0]:
+        cursor.execute(SCOPE_STATISTICS_SQL, [kb_ids, kb_ids])
+        n, total = cursor.fetchone()
+        if not n:
             return [], [], 0.0, 0.0
-        n, total = row
-        cursor.execute(TERM_DF_SQL, [list(set(terms))])
+        cursor.execute(SCOPE_TERM_DF_SQL, [kb_ids, kb_ids, list(set(terms))])
         found = [(term_id, term, df) for term_id, term, df in cursor.fetchall() if df > 0]
     counts = {t: terms.count(t) for t in set(terms)}
     ids, weights = [], []
@@ -247,7 +252,7 @@ def bm25_search(user, query: str, *, knowledge_bases=None, filters=None, k: int 
 
 def _bm25(scope: Scope, query: str, cfg: dict, *, limit, only=None, prepared=None):
     """`prepared`: this query's `_bm25_weights`, when the caller already looked them up."""
-    ids, weights, avgdl, bound = prepared or _bm25_weights(query, cfg)
+    ids, weights, avgdl, bound = prepared or _bm25_weights(query, cfg, scope)
     if not ids:
         return [], bound
     sql, params = _bm25_sql(scope, cfg, (ids, weights), avgdl, limit=limit, only=only)
@@ -524,7 +529,7 @@ def candidate_scores(scope: Scope, space: EmbeddingSpace | None, query: str, vec
     timings = {} if timings is None else timings
     n = int(cfg["candidates"])
     t0 = time.perf_counter()
-    prepared = prepared or _bm25_weights(query, cfg)
+    prepared = prepared or _bm25_weights(query, cfg, scope)
     found, bound = _bm25(scope, query, cfg, limit=n, prepared=prepared)
     bm25 = dict(found)
     timings["bm25_ms"] = (time.perf_counter() - t0) * 1000

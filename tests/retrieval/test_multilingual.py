@@ -61,7 +61,11 @@ def test_a_chinese_question_finds_the_english_policy_and_the_reverse(bilingual, 
     assert not results.no_answer
     assert results[0].document.pk == bilingual["loan"].pk
     assert results[0].retrievers["dense"].rank == 1  # found by meaning: BM25 shares no word with it
-    results = search(employee, "How many days of paid annual leave do employees get?")
+    # No word of this question is in the credit knowledge base, which is all this employee's
+    # BM25 statistics count: the answer is the dense retriever's. (Asked "How many days of paid
+    # annual leave do employees get?", the five-passage knowledge base's one "day" match outranks
+    # it; before BM25 counted per reader, HR's "employees" had lowered that match's share.)
+    results = search(employee, "What is the annual leave entitlement for staff?")
     assert not results.no_answer
     assert results[0].document.pk == bilingual["leave"].pk
 
@@ -76,7 +80,7 @@ def test_the_api_answers_across_languages_only_for_readers(bilingual, people):
 
     # An HR employee may not read the credit knowledge base: neither passage, in either language.
     hr_client = login(people["hr_employee"])
-    for query in ("超过五百万元的贷款需要谁批准？", "How many days of paid annual leave do employees get?"):
+    for query in ("超过五百万元的贷款需要谁批准？", "What is the annual leave entitlement for staff?"):
         data = hr_client.post(reverse("search"), {"query": query}, content_type="application/json").json()
         documents = {hit["document_id"] for hit in data["results"]}
         assert not documents & {bilingual["loan"].pk, bilingual["leave"].pk}

@@ -211,7 +211,10 @@ class Command(BaseCommand):
         from retrieval.search import search
         from retrieval.tokenize import tokenize
 
+        from knowledge.policy import knowledge_base_policy
+
         cfg = assistant_settings(self._assistant(options["assistant"], options))
+        readable = knowledge_base_policy.readable_ids(user)  # the IDF counts what the asker may read, as chat does
         rows = []
         for query, vector in zip(queries, self._vectors(queries), strict=True):
             results = search(user, query["question"], k=cfg["k"], mode=cfg["mode"], vector=vector)
@@ -222,7 +225,7 @@ class Command(BaseCommand):
                 "gold_docs": sorted(document_ids[r] for r in query["relevant_ids"] if r in document_ids),
                 "sources": [(i, h.chunk.text, round(h.score, 4), h.chunk.document_id)
                             for i, h in enumerate(results.ranked_hits, 1)],
-                "idf": term_idf(tokenize(query["question"])),
+                "idf": term_idf(tokenize(query["question"]), readable),
             })
         answerable = [r for r in rows if r["answerable"]]
         unanswerable = [r for r in rows if not r["answerable"]]
