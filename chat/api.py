@@ -3,16 +3,32 @@ policies; API keys are write-only and stored encrypted."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from accounts.viewsets import PolicyModelViewSet
+from accounts.viewsets import PolicyModelViewSet, drf_validation_error
 from knowledge.models import KnowledgeBase
 from knowledge.policy import knowledge_base_policy
+from llm.extractive import DEFAULTS as EXTRACTIVE_DEFAULTS
 
 from . import services
+from .forms import SEARCH_MODES
 from .models import Assistant, ModelEndpoint
+from .pipeline import DEFAULT_SETTINGS
 from .policy import assistant_policy, endpoint_policy
+
+
+DEPARTMENTS_REFUSED = "Choose at least one department, each one where you manage knowledge."
+# What someone who may only use an assistant sees of it.
+USE_FIELDS = ("id", "name", "description", "is_default", "active")
+# retrieval_settings keys with a number: (smallest, largest, integer only).
+NUMERIC_SETTINGS = {"k": (1, 20, True), "max_tokens": (1, 32768, True), "unsupported_below": (0, 1, False),
+                    "add_marker_above": (0, 1, False), "add_marker_margin": (0, 1, False)}
+
+
+def _is_number(value, integer: bool) -> bool:
+    return isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
 
 
 class AssistantSerializer(serializers.ModelSerializer):
@@ -24,11 +40,48 @@ class AssistantSerializer(serializers.ModelSerializer):
                   "retrieval_settings", "is_default", "active"]
         read_only_fields = ["is_default"]
 
+    def _viewer(self) -> tuple[set[int], set[int]]:
+        """(ids of the assistants the user configures, ids of the knowledge bases they read), once
+        per request and after the write (a created assistant is one of the first)."""
+        if "viewer" not in self.context:
+            user = self.context["request"].user
+            self.context["viewer"] = (
+                set(assistant_policy.instances_user_has_permission_for(user, "change").values_list("pk", flat=True)),
+                set(knowledge_base_policy.readable_ids(user)))
+        return self.context["viewer"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        configured, readable = self._viewer()
+        if instance.pk not in configured:
+            return {key: data[key] for key in USE_FIELDS}
+        data["knowledge_bases"] = [pk for pk in data["knowledge_bases"] if pk in readable]
+        return data
+
     def validate_knowledge_bases(self, value):
         readable = set(knowledge_base_policy.readable_ids(self.context["request"].user))
         if any(kb.pk not in readable for kb in value):
             raise serializers.ValidationError("Only knowledge bases you may read can be attached.")
         return value
+
+    def validate_departments(self, value):
+        if not assistant_policy.user_may_restrict_to(self.context["request"].user, value):
+            raise serializers.ValidationError(DEPARTMENTS_REFUSED)
+        return value
+
+    def validate_endpoint(self, value):
+        current = self.instance.endpoint_id if self.instance is not None else None
+        allowed = endpoint_policy.choices_for_assistant(self.context["request"].user, current)
+        if value is not None and not allowed.filter(pk=value.pk).exists():
+            raise serializers.ValidationError("Choose an enabled model endpoint.")
+        return value
+
+    def validate(self, data):
+        # A new assistant without departments is company-wide: an admin's to create.
+        if self.instance is None and "departments" not in data and not assistant_policy.user_may_restrict_to(
+                self.context["request"].user, []):
+            raise serializers.ValidationError({"departments": [DEPARTMENTS_REFUSED]})
+        return data
 
     def validate_retrieval_settings(self, value):
         if not isinstance(value, dict):
@@ -38,13 +91,26 @@ class AssistantSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 "min_score is not an assistant setting: the search's calibrated no-answer cut decides "
                 "when there is no relevant knowledge.")
-        if "k" in value and not (isinstance(value["k"], int) and 1 <= value["k"] <= 20):
-            raise serializers.ValidationError("k is an integer in [1, 20].")
+        unknown = sorted(set(value) - set(DEFAULT_SETTINGS))
+        if unknown:
+            raise serializers.ValidationError(f"Unknown settings: {', '.join(unknown)}.")
+        for key, (low, high, integer) in NUMERIC_SETTINGS.items():
+            if key in value and not (_is_number(value[key], integer) and low <= value[key] <= high):
+                raise serializers.ValidationError(f"{key} is {'an integer' if integer else 'a number'} in [{low}, {high}].")
+        if "mode" in value and value["mode"] not in dict(SEARCH_MODES):
+            raise serializers.ValidationError(f"mode is one of {', '.join(dict(SEARCH_MODES))}.")
+        extractive = value.get("extractive", {})
+        if not isinstance(extractive, dict) or any(
+                key not in EXTRACTIVE_DEFAULTS or not _is_number(number, False) or not 0 <= number <= 100
+                for key, number in extractive.items()):
+            raise serializers.ValidationError(
+                f"extractive is an object of numbers in [0, 100] named {', '.join(EXTRACTIVE_DEFAULTS)}.")
         return value
 
 
 class AssistantViewSet(PolicyModelViewSet):
-    """Assistants: everyone lists the ones they may use; admins and knowledge managers configure."""
+    """Assistants: everyone lists the ones they may use (name and description); their configurers
+    (chat/policy.py) see and change the configuration."""
 
     policy = assistant_policy
     serializer_class = AssistantSerializer
@@ -55,15 +121,21 @@ class AssistantViewSet(PolicyModelViewSet):
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        serializer.instance = services.assistant_save(
-            actor=self.request.user, knowledge_bases=data.pop("knowledge_bases", []),
-            departments=data.pop("departments", []), **data)
+        try:
+            serializer.instance = services.assistant_save(
+                actor=self.request.user, knowledge_bases=data.pop("knowledge_bases", []),
+                departments=data.pop("departments", []), **data)
+        except DjangoValidationError as refusal:
+            raise drf_validation_error(refusal) from None
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
-        serializer.instance = services.assistant_save(
-            actor=self.request.user, assistant=serializer.instance, knowledge_bases=data.pop("knowledge_bases", None),
-            departments=data.pop("departments", None), **data)
+        try:
+            serializer.instance = services.assistant_save(
+                actor=self.request.user, assistant=serializer.instance,
+                knowledge_bases=data.pop("knowledge_bases", None), departments=data.pop("departments", None), **data)
+        except DjangoValidationError as refusal:
+            raise drf_validation_error(refusal) from None
 
     def destroy(self, request, *args, **kwargs):
         assistant = self.get_object()

@@ -3,17 +3,19 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Department
+from accounts.policy import is_company_admin
 from knowledge.policy import knowledge_base_policy
 
 from .models import Assistant, ModelEndpoint
 from .pipeline import DEFAULT_SETTINGS
+from .policy import assistant_departments_for, endpoint_policy
+
+SEARCH_MODES = [("hybrid", _("hybrid")), ("bm25", "BM25"), ("dense", _("dense")), ("hybrid_rerank", _("hybrid + rerank"))]
 
 
 class AssistantForm(forms.ModelForm):
     k = forms.IntegerField(label=_("Sources in the prompt"), min_value=1, max_value=20, initial=DEFAULT_SETTINGS["k"])
-    mode = forms.ChoiceField(label=_("Search mode"), choices=[("hybrid", _("hybrid")), ("bm25", "BM25"), ("dense", _("dense")),
-                                                              ("hybrid_rerank", _("hybrid + rerank"))], initial="hybrid")
+    mode = forms.ChoiceField(label=_("Search mode"), choices=SEARCH_MODES, initial="hybrid")
 
     class Meta:
         model = Assistant
@@ -22,11 +24,17 @@ class AssistantForm(forms.ModelForm):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only knowledge bases the configuring user reads can be attached (searches still run as the asker).
+        # Only knowledge bases the configuring user reads can be attached (searches still run as the asker);
+        # attached ones they cannot read are not offered and stay attached (assistant_save).
         self.fields["knowledge_bases"].queryset = knowledge_base_policy.instances_user_has_permission_for(user, "view")
         self.fields["knowledge_bases"].help_text = _("None selected: every knowledge base the asking user may read.")
-        self.fields["departments"].queryset = Department.objects.all()
-        self.fields["departments"].help_text = _("None selected: everyone may use it.")
+        self.fields["departments"].queryset = assistant_departments_for(user)
+        if is_company_admin(user):
+            self.fields["departments"].help_text = _("None selected: everyone may use it.")
+        else:
+            self.fields["departments"].required = True
+            self.fields["departments"].help_text = _("The departments that may use it, among those where you manage knowledge.")
+        self.fields["endpoint"].queryset = endpoint_policy.choices_for_assistant(user, self.instance.endpoint_id)
         settings = (self.instance.retrieval_settings or {}) if self.instance.pk else {}
         for key in ("k", "mode"):
             if key in settings:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import threading
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import AuditAction, audit_log
+from knowledge.policy import knowledge_base_policy
 from sources.crypto import encrypt
 
 from .models import Assistant, Conversation, EndpointKind, Feedback, Message, MessageStatus, ModelEndpoint, Role
+from .policy import assistant_policy
 
 # --- conversations -------------------------------------------------------------------------------
 
@@ -108,14 +112,24 @@ ASSISTANT_FIELDS = ("name", "description", "system_prompt", "endpoint", "retriev
 @transaction.atomic
 def assistant_save(*, actor, assistant: Assistant | None = None, knowledge_bases=None, departments=None,
                    **fields) -> Assistant:
+    """`knowledge_bases`: the ones chosen among those `actor` reads; attached ones they cannot
+    read stay attached. `departments`: a non-admin restricts it to departments they manage (at
+    least one). The caller has checked that `actor` may change `assistant`."""
     created = assistant is None
+    if (created or departments is not None) and not assistant_policy.user_may_restrict_to(actor, departments or []):
+        raise ValidationError({"departments": _("Choose at least one department, each one where you manage knowledge.")})
+    if knowledge_bases is not None:
+        readable = set(knowledge_base_policy.readable_ids(actor))
+        if any(kb.pk not in readable for kb in knowledge_bases):
+            raise ValidationError({"knowledge_bases": _("Only knowledge bases you may read can be attached.")})
     assistant = assistant or Assistant(created_by=actor)
     for name, value in fields.items():
         if name in ASSISTANT_FIELDS:
             setattr(assistant, name, value)
     assistant.save()
     if knowledge_bases is not None:
-        assistant.knowledge_bases.set(knowledge_bases)
+        kept = [] if created else list(assistant.knowledge_bases.exclude(pk__in=readable))
+        assistant.knowledge_bases.set([*knowledge_bases, *kept])
     if departments is not None:
         assistant.departments.set(departments)
     audit_log(actor=actor, action=AuditAction.CREATE if created else AuditAction.EDIT, obj=assistant,

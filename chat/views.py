@@ -7,7 +7,8 @@ import json
 import threading
 
 from django.contrib import messages as flash
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Prefetch
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import limits
 from accounts.policy import is_admin
-from knowledge.policy import document_policy, version_policy
+from knowledge.policy import document_policy, knowledge_base_policy, version_policy
 
 from . import selectors, services
 from .forms import AssistantForm, EndpointForm
@@ -31,7 +32,8 @@ def _message_context(message) -> dict:
     cited = [c for c in citations if c.cited]
     return {
         "m": message,
-        "html": answer_html(message.pk, message.content, {c.marker for c in cited}),
+        # Only markers of sources the reader may still open become links (the selector checked them).
+        "html": answer_html(message.pk, message.content, {c.marker for c in cited if c.readable}),
         "cited": cited,
         "feedback": next(iter(message.feedback.all()), None),
     }
@@ -244,16 +246,24 @@ def assistant_admin(request, pk=None):
     form = AssistantForm(request.POST or None, instance=assistant, user=user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        services.assistant_save(
-            actor=user, assistant=assistant, knowledge_bases=data["knowledge_bases"], departments=data["departments"],
-            **{k: data[k] for k in ("name", "description", "system_prompt", "endpoint", "active")},
-            retrieval_settings=form.retrieval_settings(),
-        )
-        flash.success(request, _("The assistant was saved."))
-        return redirect("chat:assistants")
+        try:
+            services.assistant_save(
+                actor=user, assistant=assistant, knowledge_bases=data["knowledge_bases"], departments=data["departments"],
+                **{k: data[k] for k in ("name", "description", "system_prompt", "endpoint", "active")},
+                retrieval_settings=form.retrieval_settings(),
+            )
+        except ValidationError as refusal:
+            form.add_error(None, refusal)
+        else:
+            flash.success(request, _("The assistant was saved."))
+            return redirect("chat:assistants")
+    readable = knowledge_base_policy.instances_user_has_permission_for(user, "view").order_by("name")
     return render(request, "chat/assistants.html", {
         "form": form, "assistant": assistant,
-        "assistants": assistant_policy.instances_user_has_permission_for(user, "change").prefetch_related("knowledge_bases"),
+        # Each one's knowledge bases: the names of those the reader may read, the count of all.
+        "assistants": assistant_policy.instances_user_has_permission_for(user, "change")
+        .annotate(knowledge_base_count=Count("knowledge_bases", distinct=True))
+        .prefetch_related(Prefetch("knowledge_bases", queryset=readable, to_attr="readable_knowledge_bases")),
     })
 
 

@@ -39,7 +39,7 @@ def test_assistants_api_configure_and_list_usable_only(people, credit, hr):
     hr_kb = KnowledgeBaseFactory(department=hr)
     manager = api(people["credit_manager"])
     # A manager cannot attach a knowledge base they cannot read.
-    assert manager.post("/api/chat/assistants/", {"name": "x", "knowledge_bases": [hr_kb.pk]},
+    assert manager.post("/api/chat/assistants/", {"name": "x", "departments": [credit.pk], "knowledge_bases": [hr_kb.pk]},
                         format="json").status_code == 400
     created = manager.post("/api/chat/assistants/", {"name": "Credit only", "departments": [credit.pk],
                                                      "retrieval_settings": {"k": 3}}, format="json")

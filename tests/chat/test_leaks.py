@@ -22,8 +22,9 @@ def _assert_clean(blob: str):
 
 @pytest.fixture
 def hr_assistant(kb_corpus, people):
-    """Configured by the HR manager over the HR knowledge base, open to everyone."""
-    return assistant_save(actor=people["hr_manager"], name="HR helper", knowledge_bases=[kb_corpus["hr_kb"]],
+    """Configured by an admin over the HR knowledge base, open to everyone (only admins configure
+    company-wide assistants)."""
+    return assistant_save(actor=people["superuser"], name="HR helper", knowledge_bases=[kb_corpus["hr_kb"]],
                           departments=[])
 
 
