@@ -60,11 +60,12 @@ from typing import Any, ClassVar
 
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
-from django.db.models import Value
+from django.db.models import Exists, OuterRef, Value
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from knowledge.policy import version_policy
 from llm.base import BackendError
 from llm.extractive import Passage
 from llm.registry import backend_for_endpoint
@@ -382,14 +383,26 @@ def locate(chunk_text: str, version_text: str) -> tuple[int, int]:
 # --- the pipeline ---------------------------------------------------------------------------------
 
 
-def _history_from(conversation: Conversation, before_id: int | None) -> list[dict]:
-    qs = conversation.messages.filter(status__in=[MessageStatus.DONE, MessageStatus.STOPPED]).exclude(content="")
+def _history_from(conversation: Conversation, before_id: int | None, user) -> list[dict]:
+    """The recent turns, in one query. An answer citing a version `user` may no longer read
+    (access lost since) is left out, with its question, so the turns still alternate."""
+    readable = version_policy.instances_user_has_permission_for(user, "view").values("pk")
+    unreadable = Citation.objects.filter(message=OuterRef("pk"), cited=True).exclude(version_ref__in=readable)
+    qs = (conversation.messages.filter(status__in=[MessageStatus.DONE, MessageStatus.STOPPED]).exclude(content="")
+          .annotate(unreadable=Exists(unreadable)))
     if before_id is not None:
         qs = qs.filter(pk__lt=before_id)
-    rows = list(qs.order_by("-pk").values("role", "content")[:HISTORY_MESSAGES])
+    rows = list(qs.order_by("-pk").values("role", "content", "unreadable")[:HISTORY_MESSAGES])
     rows.reverse()
-    return [{"role": r["role"], "content": MARKER.sub("", r["content"]) if r["role"] == "assistant" else r["content"]}
-            for r in rows]
+    turns: list[dict] = []
+    for r in rows:
+        if r["unreadable"]:
+            if turns and turns[-1]["role"] == "user":
+                turns.pop()
+            continue
+        turns.append({"role": r["role"],
+                      "content": MARKER.sub("", r["content"]) if r["role"] == "assistant" else r["content"]})
+    return turns
 
 
 def _clean_history(history: list[dict] | None) -> list[dict]:
@@ -454,7 +467,7 @@ def answer_stream(*, user, assistant, question: str, history: list[dict] | None 
             conversation = Conversation.objects.create(user=user, assistant=assistant, title=question[:80], channel=channel)
             history_turns = _clean_history(history)  # a new conversation has no stored turns
         elif history is None:
-            history_turns = _history_from(conversation, regenerate.pk if regenerate else None)
+            history_turns = _history_from(conversation, regenerate.pk if regenerate else None, user)
             if regenerate is not None and history_turns and history_turns[-1]["role"] == "user":
                 history_turns = history_turns[:-1]  # the question itself comes last, below
         else:
