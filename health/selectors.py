@@ -82,6 +82,10 @@ def carry_over_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int =
     return [(row, sides[0], row.change_document_id in readable_changes) for row, sides in _sides(user, rows, pairs)]
 
 
+def open_conflict_count(*, user: Any) -> int:
+    return conflict_policy.instances_user_has_permission_for(user, "view").filter(status=FindingStatus.OPEN).count()
+
+
 def conflict_get(*, user: Any, pk: Any, action: str = "view") -> Conflict:
     return conflict_policy.instance_for_user(user, action, pk)
 
@@ -114,7 +118,7 @@ def overview(*, user: Any, days: int = 30) -> dict:
         "past_review_by": documents.exclude(state=DocumentState.ARCHIVED).filter(review_by__lt=today).count(),
         "open_conflicts": conflicts.filter(status=FindingStatus.OPEN).count(),
         "open_carry_overs": carry_overs.filter(status=FindingStatus.OPEN).count(),
-        "gap_groups": _gap_groups(user),
+        "gap_groups": gap_group_count(user=user),
         "unretrieved_documents": unretrieved_documents(user=user).count(),
         "unretrieved_days": unretrieved_days(),
         "ingestion_failures": VersionIngestion.objects.filter(
@@ -128,7 +132,7 @@ def overview(*, user: Any, days: int = 30) -> dict:
     }
 
 
-def _gap_groups(user) -> int:
+def gap_group_count(*, user: Any) -> int:
     """Groups of unanswered questions this user may see, in the window, not yet drafted."""
     from .policy import gap_question_policy
     from .services import gap_window_days

@@ -113,7 +113,38 @@ def test_the_full_scan_finds_what_publishing_found(people, credit_kb, hr_kb, pub
     job = conflict_scan_start(actor=people["hr_manager"])
     job_execute(job_id=job.pk)
     assert set(Conflict.objects.values_list("chunk_a_id", "chunk_b_id", "key")) == before
-    assert Job.objects.get(pk=job.pk).result["conflicts"] == 1
+    assert Job.objects.get(pk=job.pk).result == {"open_conflicts": 1}  # the pair has an HR side
+
+
+def test_a_managers_full_scan_states_no_figure_of_other_departments(people, credit, hr_kb, publish_now, monkeypatch):
+    """The scan reads every department's passages; the job row its starter reads (/jobs/<id>/,
+    /api/jobs/<id>/) states neither their number nor the conflicts of knowledge they may not see."""
+    import core.services
+    import health.services
+    from django.test import Client
+
+    for i in range(3):
+        publish_now(live_document, hr_kb, people["hr_manager"], f"HR secret {i}: the staff loan interest rate is 3.{i}5%.")
+    assert Conflict.objects.count() == 3
+    monkeypatch.setattr(health.services, "BATCH", 1)  # a progress step per passage
+    written = []
+    original = core.services.job_progress
+    monkeypatch.setattr(core.services, "job_progress",
+                        lambda *, job, fraction, message="": written.append((fraction, message)) or original(
+                            job=job, fraction=fraction, message=message))
+    client = Client()
+    client.force_login(people["credit_manager"])  # Credit has no knowledge at all
+    assert client.post("/health/conflicts/scan/").status_code == 302
+    job = Job.objects.get(kind="health_conflict_scan")
+    assert job.created_by == people["credit_manager"]
+    job_execute(job_id=job.pk)
+
+    assert Fact.objects.count() == 3 and Conflict.objects.count() == 3  # the scan covered HR's knowledge
+    body = client.get(f"/api/jobs/{job.pk}/").json()
+    assert body["status"] == "succeeded" and body["result"] == {"open_conflicts": 0}
+    assert written and all(message == "" and fraction in (0.0, 1.0) for fraction, message in written), written
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "open_conflicts" in page and "passages" not in page and "/3" not in page
 
 
 def test_only_managers_may_dismiss_and_start_scans(people, credit_kb, publish_now):

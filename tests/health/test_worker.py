@@ -36,7 +36,7 @@ def test_publishing_and_the_full_scan_run_on_a_worker(people, credit, hr):
         assert checks.exists() and Conflict.objects.count() == 1
         job = wait_finished(conflict_scan_start(actor=people["credit_manager"]), proc)
     assert job.status == JobStatus.SUCCEEDED, job.error
-    assert job.progress == 1.0 and job.result["conflicts"] == 1
+    assert job.progress == 1.0 and job.result == {"open_conflicts": 1}
     assert Conflict.objects.count() == 1
 
 
