@@ -27,6 +27,9 @@ class MembershipRoleSerializer(serializers.Serializer):
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # A plain string: empty when no address is set ("" is not an "email" in the schema's format).
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = ["id", "username", "first_name", "last_name", "email", "is_active"]
@@ -43,6 +46,7 @@ class NavigationSerializer(serializers.Serializer):
 
 
 class MeSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(read_only=True)  # empty when none is set
     memberships = serializers.SerializerMethodField()
     navigation = serializers.SerializerMethodField()
 

@@ -45,7 +45,7 @@ class VersionSummarySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_parent(self, version: DocumentVersion) -> int | None:
         # The parent may be a draft: only its editors and reviewers learn that it exists (fail closed
         # without a request).
@@ -74,7 +74,8 @@ class VersionSerializer(VersionSummarySerializer):
     def get_text_source(self, version: DocumentVersion) -> str:
         return "extracted" if is_file_version(version) else "content"
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.CharField(allow_null=True, help_text=_(
+        "The original file's download path on this server; null for a version without a file.")))
     def get_file_url(self, version: DocumentVersion) -> str | None:
         if not version.original_file:
             return None
