@@ -185,9 +185,46 @@ def stale_list(*, user: Any):
 
 
 def notification_list(*, user: Any, limit: int = 100):
+    """The user's notifications; one whose subject they may no longer read (a stale document's
+    title, a question example, findings of knowledge they no longer watch) keeps no content."""
     from .models import Notification
 
-    return list(Notification.objects.filter(user=user)[:limit])
+    rows = list(Notification.objects.filter(user=user)[:limit])
+    allowed = _notifications_still_visible(user, rows)
+    for row in rows:
+        row.hidden = row.pk not in allowed
+        if row.hidden:
+            row.message = row.subject = row.url = ""
+    return rows
+
+
+def _notifications_still_visible(user: Any, rows) -> set[int]:
+    from functools import reduce
+    from operator import or_
+
+    from django.db.models import Q
+
+    from .models import NotificationKind
+    from .policy import gap_question_policy, user_may_watch
+
+    def target(row) -> int | None:
+        pk = row.event.partition(":")[2]
+        return int(pk) if pk.isascii() and pk.isdigit() else None
+
+    visible: set[int] = set()
+    stale = [row for row in rows if row.kind == NotificationKind.STALE]
+    documents = readable_document_ids(user, {target(row) for row in stale} - {None})
+    visible.update(row.pk for row in stale if target(row) in documents)
+    gaps = [row for row in rows if row.kind == NotificationKind.GAP and row.subject]
+    if gaps:  # the example is shown while it is (part of) a question the user may still see
+        questions = gap_question_policy.instances_user_has_permission_for(user, "view").filter(
+            reduce(or_, [Q(question__contains=row.subject) for row in gaps])).values_list("question", flat=True)
+        texts = list(questions)
+        visible.update(row.pk for row in gaps if any(row.subject in text for text in texts))
+    findings = [row for row in rows if row.kind in (NotificationKind.CONFLICT, NotificationKind.CARRY_OVER)]
+    if findings and user_may_watch(user):
+        visible.update(row.pk for row in findings)
+    return visible
 
 
 def unread_count(*, user: Any) -> int:
