@@ -185,7 +185,8 @@ def conflict_scan_start(*, actor: Any):
     return job_create(actor=actor, kind="health_conflict_scan", params={}, check_permission=False)
 
 
-def _decide(*, policy, actor: Any, finding, reason: str, action: str, ip: str | None, department) -> None:
+def _decide(*, policy, actor: Any, finding, reason: str, action: str, ip: str | None, audited: dict) -> None:
+    """`audited`: per department whose reviewers read the decision, the details it may read."""
     if not policy.user_has_permission_for_instance(actor, "change", finding):
         raise PermissionDenied
     reason = (reason or "").strip()
@@ -198,14 +199,20 @@ def _decide(*, policy, actor: Any, finding, reason: str, action: str, ip: str | 
     finding.decided_by = actor
     finding.decided_at = timezone.now()
     finding.save(update_fields=["status", "reason", "decided_by", "decided_at"])
-    audit_log(actor=actor, action=action, obj=finding, department=department, ip=ip, reason=finding.reason)
+    for department, details in audited.items():
+        audit_log(actor=actor, action=action, obj=finding, department=department, ip=ip, reason=finding.reason, **details)
 
 
 @transaction.atomic
 def conflict_dismiss(*, actor: Any, conflict: Conflict, reason: str, ip: str | None = None) -> Conflict:
-    conflict = Conflict.objects.select_for_update().select_related("document_a__knowledge_base").get(pk=conflict.pk)
+    """Audited once per side's department (whichever side dismissed), each naming its own side's document."""
+    conflict = Conflict.objects.select_for_update().select_related(
+        "document_a__knowledge_base__department", "document_b__knowledge_base__department").get(pk=conflict.pk)
+    audited: dict = {}
+    for document in (conflict.document_a, conflict.document_b):
+        audited.setdefault(document.knowledge_base.department, {"documents": []})["documents"].append(document.pk)
     _decide(policy=conflict_policy, actor=actor, finding=conflict, reason=reason, action="health_conflict_dismiss",
-            ip=ip, department=conflict.document_a.knowledge_base.department)
+            ip=ip, audited=audited)
     return conflict
 
 
@@ -213,7 +220,7 @@ def conflict_dismiss(*, actor: Any, conflict: Conflict, reason: str, ip: str | N
 def carry_over_dismiss(*, actor: Any, carry_over: CarryOver, reason: str, ip: str | None = None) -> CarryOver:
     carry_over = CarryOver.objects.select_for_update().select_related("document__knowledge_base").get(pk=carry_over.pk)
     _decide(policy=carry_over_policy, actor=actor, finding=carry_over, reason=reason, action="health_carry_over_dismiss",
-            ip=ip, department=carry_over.document.knowledge_base.department)
+            ip=ip, audited={carry_over.document.knowledge_base.department: {"document": carry_over.document_id}})
     return carry_over
 
 

@@ -111,6 +111,28 @@ def test_dismissing_from_the_page_needs_a_reason_and_the_right(findings, people,
     assert CarryOver.objects.get().status == FindingStatus.OPEN
 
 
+def test_a_dismissal_is_audited_for_each_sides_department_naming_its_own_document(findings, people, credit, hr,
+                                                                                   client_for):
+    from accounts.models import Role
+    from core.models import AuditEntry
+    from knowledge.selectors import audit_list
+    from tests.factories import MembershipFactory
+
+    conflict = Conflict.objects.get()
+    hr_auditor = MembershipFactory(department=hr, role=Role.COMPLIANCE_REVIEWER).user
+    credit_auditor = people["credit_reviewer"]
+    # Side B's (HR's) manager dismisses: HR's reviewers see the decision in their audit trail.
+    assert conflict.document_b_id == findings["hr_doc"].pk
+    client_for(people["hr_manager"]).post(f"/health/conflicts/{conflict.pk}/dismiss/", {"reason": "HR quotes a staff rate"})
+    assert Conflict.objects.get().status == FindingStatus.DISMISSED
+    entries = AuditEntry.objects.filter(action="health_conflict_dismiss")
+    assert {(e.department_id, tuple(e.details["documents"])) for e in entries} == {
+        (hr.pk, (findings["hr_doc"].pk,)), (credit.pk, (findings["credit_doc"].pk,))}
+    for auditor, own in ((hr_auditor, findings["hr_doc"]), (credit_auditor, findings["credit_doc"])):
+        (entry,) = audit_list(user=auditor, action="health_conflict_dismiss")
+        assert entry.details == {"reason": "HR quotes a staff rate", "documents": [own.pk]}
+
+
 def test_a_manager_starts_the_full_scan_and_follows_its_progress(findings, people, client_for):
     client = client_for(people["credit_manager"])
     response = client.post("/health/conflicts/scan/")
