@@ -221,7 +221,7 @@ class EvaluationCreateSerializer(serializers.Serializer):
     model_version = serializers.IntegerField()
     dataset_version = serializers.IntegerField()
     split = serializers.ChoiceField(choices=["validation", "train", "all"], default="validation")
-    seed = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=0,
+    seed = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=0, max_value=2**31 - 1,
                                     help_text="Default: the training job's on its own training file, else 42.")
     validation_fraction = serializers.FloatField(required=False, default=None, allow_null=True, min_value=0.01,
                                                  max_value=0.99, help_text="Default: the training job's on its own training file, else 0.1.")

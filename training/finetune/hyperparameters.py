@@ -120,6 +120,9 @@ def validate(method: str, given: dict | None, *, hidden_size: int | None = None)
         except (TypeError, ValueError):
             errors[name] = f"Must be {'an integer' if kind is int else 'a number'}."
             continue
+        except OverflowError:  # int(1e400) or float(10**400): beyond any range
+            errors[name] = f"Must be between {low:g} and {high:g}."
+            continue
         if not low <= number <= high:
             errors[name] = f"Must be between {low:g} and {high:g}."
             continue
