@@ -213,7 +213,8 @@ class EvaluationSerializer(serializers.Serializer):
     def to_representation(self, evaluation) -> dict:
         return {"object": "evaluation", "id": evaluation.pk, "model_version": evaluation.model_version_id,
                 "dataset_version": evaluation.dataset_version_id, "split": evaluation.split, "status": evaluation.status,
-                "options": evaluation.options, "metrics": evaluation.metrics, "items": evaluation.items,
+                "options": evaluation.options, "metrics": selectors.evaluation_metrics_shown(evaluation),
+                "items": evaluation.items,
                 "created_at": _ts(evaluation.created_at)}
 
 
@@ -237,7 +238,7 @@ class EvaluationViewSet(PolicyReadOnlyViewSet):
     policy_actions = {"create": "view"}
 
     def refine_queryset(self, queryset):
-        return queryset.select_related("job")
+        return self.policy.with_rag_samples_readable(self.request.user, queryset.select_related("job"))
 
     @extend_schema(request=EvaluationCreateSerializer, responses={201: EvaluationSerializer})
     def create(self, request):

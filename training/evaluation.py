@@ -31,9 +31,11 @@ def backend_for_version(version: ModelVersion) -> LocalTransformersBackend:
 def rag_answer_pipeline(*, question: str, version: ModelVersion, assistant, user, max_tokens: int) -> dict:
     """One question through the chat's own pipeline (retrieval as `user`, the assistant's prompt,
     knowledge bases and thresholds, citation verification) with `version` as the model. The
-    conversation it stores is an evaluation artefact and is deleted afterwards."""
+    conversation it stores is an evaluation artefact and is deleted afterwards. `knowledge_base_ids`:
+    those of the passages retrieved (another answerer that omits it counts as all `user` may read)."""
     from chat.models import Assistant, Conversation, EndpointKind, ModelEndpoint
     from chat.pipeline import answer as chat_answer
+    from knowledge.models import Document
 
     from .job_selectors import model_version_serving
 
@@ -45,13 +47,20 @@ def rag_answer_pipeline(*, question: str, version: ModelVersion, assistant, user
     started = next((e for e in events if e.type == "start"), None)
     if started is not None:
         Conversation.objects.filter(pk=started.conversation_id).delete()
+    # the model saw every retrieved passage, cited or not: the answer may quote any of them
+    documents = {s["document_id"] for e in events if e.type == "sources" for s in e.sources}
+    knowledge_base_ids = sorted(set(
+        Document.objects.filter(pk__in=documents).values_list("knowledge_base_id", flat=True)
+    ))
     if final.type != "done":
-        return {"answer": "", "citations": [], "abstained": False, "error": final.message}
+        return {"answer": "", "citations": [], "abstained": False, "error": final.message,
+                "knowledge_base_ids": knowledge_base_ids}
     return {
         "answer": final.answer,
         "citations": sorted({c["version_id"] for c in final.citations}),
         "abstained": final.status == "no_knowledge",
         "backend": final.backend,
+        "knowledge_base_ids": knowledge_base_ids,
     }
 
 
@@ -133,7 +142,12 @@ def run_evaluation(evaluation: Evaluation, *, progress=lambda f, msg: None) -> t
 
 
 def _rag(evaluation: Evaluation, rows, backend) -> dict:
-    """Answer accuracy, citation accuracy and abstention, through the chat pipeline."""
+    """Answer accuracy, citation accuracy and abstention, through the chat pipeline. The samples'
+    knowledge bases are recorded on the evaluation: only users who may read them all see the samples."""
+    from knowledge.policy import knowledge_base_policy
+
+    from .job_services import evaluation_rag_knowledge_record
+
     answerer = rag_answerer()
     assistant = rag_assistant(evaluation)
     if assistant is None:
@@ -142,6 +156,7 @@ def _rag(evaluation: Evaluation, rows, backend) -> dict:
     max_tokens = int((evaluation.options or {}).get("max_new_tokens", 48))
     answered = correct = cited = cite_total = abstain_ok = unanswerable = wrongly_abstained = 0
     samples = []
+    sample_knowledge: set[int] = set()
     for row in rows:
         item = m.qa_items([row.messages])
         if not item:
@@ -152,6 +167,8 @@ def _rag(evaluation: Evaluation, rows, backend) -> dict:
         if len(samples) < 20:
             samples.append({"question": question, "reference": reference, "answer": result.get("answer", ""),
                             "citations": result.get("citations", []), "abstained": bool(result.get("abstained"))})
+            sample_knowledge |= set(result["knowledge_base_ids"] if "knowledge_base_ids" in result
+                                    else knowledge_base_policy.readable_ids(user))
         if (row.meta or {}).get("unanswerable"):
             unanswerable += 1
             abstain_ok += int(bool(result.get("abstained")))
@@ -169,17 +186,19 @@ def _rag(evaluation: Evaluation, rows, backend) -> dict:
     out["rag_abstained_when_answerable"] = wrongly_abstained / answered if answered else None
     out["rag_assistant"] = assistant.name
     out["rag_samples"] = samples
+    evaluation_rag_knowledge_record(evaluation=evaluation, knowledge_base_ids=sample_knowledge)
     return out
 
 
-def comparison(evaluation: Evaluation) -> list[dict]:
+def comparison(evaluation: Evaluation, *, user) -> list[dict]:
     """This evaluation next to the newest ones of the base model and the active version on the same
-    dataset version and split: the table and chart of the evaluation page."""
+    dataset version and split, among those `user` may see: the table and chart of the evaluation page."""
+    from .job_selectors import evaluation_list
     from .job_services import active_activation
 
     rows = [("this", evaluation)]
     version = evaluation.model_version
-    same = Evaluation.objects.filter(
+    same = evaluation_list(user=user).filter(
         dataset_version=evaluation.dataset_version, split=evaluation.split, job__status="succeeded"
     ).exclude(pk=evaluation.pk)
     base = same.filter(model_version__kind=ModelVersionKind.BASE, model_version__base_model_path=version.base_model_path).first()

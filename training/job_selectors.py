@@ -6,7 +6,7 @@ import contextlib
 from contextvars import ContextVar
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from llm.base import ActiveModel
 
@@ -29,7 +29,10 @@ def fine_tuning_event_list(*, job: FineTuningJob, after: int = 0, limit: int = 1
 
 
 def model_version_list(*, user: Any) -> QuerySet[ModelVersion]:
-    return model_version_policy.instances_user_has_permission_for(user, "view").select_related("job")
+    """With `visible_evaluations`: each version's evaluations that `user` may see, newest first."""
+    visible_evaluations = Prefetch("evaluations", queryset=evaluation_list(user=user), to_attr="visible_evaluations")
+    versions = model_version_policy.instances_user_has_permission_for(user, "view")
+    return versions.select_related("job").prefetch_related(visible_evaluations)
 
 
 def model_version_get(*, user: Any, pk: Any, action: str = "view") -> ModelVersion:
@@ -37,17 +40,45 @@ def model_version_get(*, user: Any, pk: Any, action: str = "view") -> ModelVersi
 
 
 def evaluation_list(*, user: Any) -> QuerySet[Evaluation]:
-    return evaluation_policy.instances_user_has_permission_for(user, "view").select_related("model_version", "job", "dataset_version")
+    return evaluation_policy.instances_user_has_permission_for(user, "view").select_related(
+        "model_version", "job", "dataset_version__dataset"
+    )
 
 
 def evaluation_get(*, user: Any, pk: Any) -> Evaluation:
-    return evaluation_policy.instance_for_user(user, "view", pk)
+    """With `rag_samples_readable` (see evaluation_rag_samples)."""
+    evaluation = evaluation_policy.instance_for_user(user, "view", pk)
+    same = Evaluation.objects.filter(pk=evaluation.pk).select_related("model_version", "dataset_version", "job")
+    return evaluation_policy.with_rag_samples_readable(user, same).get()
+
+
+def evaluation_rag_samples(evaluation: Evaluation) -> list[dict] | None:
+    """The RAG samples the viewer may read; None when withheld. Only an evaluation read with
+    `rag_samples_readable` (evaluation_get, the API) may show them."""
+    if not getattr(evaluation, "rag_samples_readable", False):
+        return None
+    return (evaluation.metrics or {}).get("rag_samples") or []
+
+
+def evaluation_metrics_shown(evaluation: Evaluation) -> dict:
+    """The metrics without the RAG samples when the viewer may not read them (then marked withheld)."""
+    metrics = dict(evaluation.metrics or {})
+    if "rag_samples" in metrics and evaluation_rag_samples(evaluation) is None:
+        del metrics["rag_samples"]
+        metrics["rag_samples_withheld"] = True
+    return metrics
 
 
 def activation_history(*, user: Any, limit: int = 20) -> list[ModelActivation]:
+    """The activations whose versions (the new one and the previous one) `user` may see."""
     if not model_version_policy.user_has_permission(user, "view"):
         return []
-    return list(ModelActivation.objects.select_related("version", "previous", "actor").order_by("-id")[:limit])
+    visible = model_version_policy.instances_user_has_permission_for(user, "view")
+    return list(
+        ModelActivation.objects.filter(Q(version__isnull=True) | Q(version__in=visible))
+        .filter(Q(previous__isnull=True) | Q(previous__in=visible))
+        .select_related("version", "previous", "actor").order_by("-id")[:limit]
+    )
 
 
 _serving_override: ContextVar[ModelVersion | None] = ContextVar("training_serving_override", default=None)

@@ -307,6 +307,11 @@ def evaluation_create(
     return evaluation
 
 
+def evaluation_rag_knowledge_record(*, evaluation: Evaluation, knowledge_base_ids) -> None:
+    """The knowledge bases the evaluation's RAG samples drew on (they decide who sees the samples)."""
+    evaluation.rag_knowledge_bases.set(knowledge_base_ids)
+
+
 def active_activation() -> ModelActivation | None:
     return ModelActivation.objects.select_related("version", "previous").order_by("-id").first()
 
@@ -355,6 +360,8 @@ def model_version_activate(*, actor: Any, version: ModelVersion | None, reason: 
     flight keep the backend they started with."""
     if not model_version_policy.user_has_permission(actor, "activate"):
         raise PermissionDenied
+    if version is not None and not model_version_policy.user_has_permission_for_instance(actor, "activate", version):
+        raise PermissionDenied
     # Serialize activations: the row lock on the newest activation makes "previous" exact.
     current = ModelActivation.objects.select_for_update().order_by("-id").first()
     active = current.version if current else None
@@ -389,6 +396,10 @@ def model_version_restore_previous(*, actor: Any) -> ModelActivation:
     current = ModelActivation.objects.select_for_update().order_by("-id").first()
     if current is None or current.previous is None and current.version is None:
         raise ValidationError("There is no previous version to restore.")
+    if current.previous is not None and not model_version_policy.user_has_permission_for_instance(
+        actor, "activate", current.previous
+    ):
+        raise PermissionDenied
     activation = ModelActivation.objects.create(
         version=current.previous, previous=current.version, reason="restore previous",
         gate={"passed": True, "reason": "restore", "comparisons": []},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.policy import PermissionPolicy, is_active_user, is_company_admin
 
@@ -32,8 +32,10 @@ class FineTuningJobPolicy(PermissionPolicy[FineTuningJob]):
 
 
 class ModelVersionPolicy(PermissionPolicy[ModelVersion]):
-    """Base models are visible to every training user; a trained version to those who see its job.
-    The active model serves the whole company, so only company-wide training users activate."""
+    """Base models are visible to every training user; a trained version to those who see its job
+    (for every action: evaluating, continuing from or activating it); a version without a job (imported,
+    or its job deleted) to company-wide training users only. The active model serves the whole company, so
+    only company-wide training users activate."""
 
     model = ModelVersion
     actions = frozenset({"view", "evaluate", "activate", "override_gate"})
@@ -50,13 +52,17 @@ class ModelVersionPolicy(PermissionPolicy[ModelVersion]):
         self._check_action(action)
         if not self.user_has_permission(user, action):
             return ModelVersion.objects.none()
-        if has_global_training(user):
-            return ModelVersion.objects.all()
         jobs = fine_tuning_job_policy.instances_user_has_permission_for(user, "view")
-        return ModelVersion.objects.filter(Q(kind=ModelVersionKind.BASE) | Q(job__in=jobs))
+        visible = Q(kind=ModelVersionKind.BASE) | Q(job__in=jobs)
+        if has_global_training(user):
+            visible |= Q(job__isnull=True)
+        return ModelVersion.objects.filter(visible)
 
 
 class EvaluationPolicy(PermissionPolicy[Evaluation]):
+    """An evaluation is visible with its model version and its dataset. Its RAG samples quote passages
+    retrieved as its author: they are shown only to whoever may read every knowledge base they drew on."""
+
     model = Evaluation
     actions = frozenset({"view"})
 
@@ -65,6 +71,17 @@ class EvaluationPolicy(PermissionPolicy[Evaluation]):
         versions = model_version_policy.instances_user_has_permission_for(user, "view")
         datasets = dataset_policy.instances_user_has_permission_for(user, "view")
         return Evaluation.objects.filter(model_version__in=versions, dataset_version__dataset__in=datasets)
+
+    def with_rag_samples_readable(self, user: Any, queryset: QuerySet[Evaluation]) -> QuerySet[Evaluation]:
+        """`queryset` annotated with `rag_samples_readable` (not on the policy's own queryset: an
+        annotated queryset cannot be used as an `__in` subquery)."""
+        from knowledge.policy import knowledge_base_policy
+
+        readable = knowledge_base_policy.instances_user_has_permission_for(user, "view")
+        unreadable = Evaluation.rag_knowledge_bases.through.objects.filter(evaluation=OuterRef("pk")).exclude(
+            knowledgebase__in=readable
+        )
+        return queryset.annotate(rag_samples_readable=~Exists(unreadable))
 
 
 fine_tuning_job_policy = FineTuningJobPolicy()

@@ -95,7 +95,8 @@ def job_detail(request, pk):
         "last": last,
         "events_url": reverse("fine-tuning-job-events", kwargs={"pk": job.pk}),
         "may_change": fine_tuning_job_policy.user_has_permission_for_instance(request.user, "change", job),
-        "evaluations": job.fine_tuned_model.evaluations.select_related("job") if job.fine_tuned_model else [],
+        "evaluations": selectors.evaluation_list(user=request.user).filter(model_version=job.fine_tuned_model)
+        if job.fine_tuned_model else [],
     }
     return render(request, "training/jobs/detail.html", context)
 
@@ -164,6 +165,8 @@ def model_activate(request, pk):
 def model_restore(request):
     try:
         services.model_version_restore_previous(actor=request.user)
+    except PermissionDenied:
+        messages.error(request, _("You may not restore the previous version."))
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:
@@ -199,7 +202,7 @@ CHART_METRICS = (
 
 def evaluation_detail(request, pk):
     evaluation = selectors.evaluation_get(user=request.user, pk=pk)
-    rows = comparison(evaluation)
+    rows = comparison(evaluation, user=request.user)
     chart = {
         "labels": [str(m) for m in CHART_METRICS],
         "series": {f"{r['role']}: {r['version'].name}": [r["metrics"].get(m) for m in CHART_METRICS] for r in rows},
@@ -207,4 +210,5 @@ def evaluation_detail(request, pk):
     return render(request, "training/evaluations/detail.html", {
         "evaluation": evaluation, "rows": rows, "metric_names": CHART_METRICS, "chart": chart,
         "robustness_kinds": sorted((evaluation.metrics.get("robustness") or {}).keys()),
+        "rag_samples": selectors.evaluation_rag_samples(evaluation),
     })

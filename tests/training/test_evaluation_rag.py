@@ -55,6 +55,8 @@ def test_rag_evaluation_asks_the_chat_pipeline_with_the_version_as_backend(ml, k
     assert leave["abstained"] and kb_corpus["leave"].live_version_id not in leave["citations"]
     assert "twenty" not in leave["answer"].lower()
     assert metrics["rag_abstention"] == 1.0
+    # the knowledge bases the samples drew on are recorded (they decide who sees the samples)
+    assert list(evaluation.rag_knowledge_bases.all()) == [kb_corpus["credit_kb"]]
     # the answerable ones were answered by the evaluated version (the chat's finetuned backend)
     loans = samples["Who approves loan applications above one million yuan?"]
     assert not loans["abstained"] and loans["answer"]

@@ -58,6 +58,9 @@ class Evaluation(models.Model):
     job = models.ForeignKey("core.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     metrics = models.JSONField(default=dict, blank=True)
     items = models.JSONField(default=list, blank=True)
+    # Knowledge bases the RAG samples (metrics["rag_samples"]) quote: only users who may read all of
+    # them see the samples (job_selectors.evaluation_rag_samples).
+    rag_knowledge_bases = models.ManyToManyField("knowledge.KnowledgeBase", blank=True, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
