@@ -71,6 +71,8 @@ from llm.extractive import Passage
 from llm.registry import backend_for_endpoint
 from llm.tokens import estimate_tokens
 from llm.text import MARKER, question_language, sentences, support, lexical_units
+from retrieval.indexing import term_idf
+from retrieval.tokenize import tokenize
 
 from .models import Channel, Citation, Conversation, Message, MessageStatus, Role
 
@@ -558,6 +560,7 @@ class _Run:
         # One relevance cut: search()'s calibrated no-answer cut (per language pair, README
         # "Retrieval"). When it cuts, the hits are empty and the assistant says it has no knowledge.
         top_score = hits.relevance
+        readable_kb_ids = hits.readable_kb_ids  # the extractive answer weighs words over these, as BM25 did
         hits = [] if hits.no_answer else list(hits)
         self.message.condensed_query = query if query != self.question else ""
         self.message.retrieved = [
@@ -586,7 +589,8 @@ class _Run:
         t0 = time.perf_counter()
         if self.extractive:
             passages = [Passage(s["n"], s["text"], s["score"]) for s in self.sources]
-            pieces = backend.stream_answer(self.question, passages)
+            idf = term_idf(tokenize(self.question), readable_kb_ids)
+            pieces = backend.stream_answer(self.question, passages, idf=idf)
             self.timings["prompt_ms"] = self._ms(t0)
             stream = (("answer", p) for p in pieces)
         else:

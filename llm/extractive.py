@@ -59,26 +59,15 @@ class Pick:
     score: float
 
 
-def term_idf(terms: list[str], knowledge_base_ids: list[int]) -> dict[str, float]:
-    """BM25 IDF of each term over the searchable chunks of these knowledge bases (those the asker
-    may read, as search counts them; unknown terms get the highest IDF)."""
-    from retrieval.indexing import scope_statistics, scope_term_df
-
-    terms = sorted(set(terms))
-    if not terms:
-        return {}
-    n = scope_statistics(knowledge_base_ids)[0] or 1
-    df = {term: count for term, (_id, count) in scope_term_df(knowledge_base_ids, terms).items()}
-    return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
-
-
 def pick_sentences(question: str, passages: list[Passage], *, idf: dict[str, float] | None = None,
-                   params: dict | None = None, knowledge_base_ids: list[int] = ()) -> list[Pick]:
+                   params: dict | None = None) -> list[Pick]:
+    """`idf`: each question term's weight (`retrieval.indexing.term_idf` over what the asker may
+    read); without it every term weighs 1."""
     cfg = {**DEFAULTS, **(params or {})}
     q_terms = set(tokenize(question))
     if not q_terms or not passages:
         return []
-    idf = dict(idf if idf is not None else term_idf(list(q_terms), list(knowledge_base_ids)))
+    idf = dict(idf or {})
     units = set(q_terms)
     if cfg["bigrams"] > 0:
         # Chinese character bigrams of the question (not its question words): a paraphrase that
@@ -211,12 +200,12 @@ class ExtractiveBackend:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    def answer(self, question: str, passages: list[Passage], *, knowledge_base_ids: list[int] = ()) -> str:
-        """`knowledge_base_ids`: those the asker may read, over which the terms' IDF is counted."""
-        return compose(pick_sentences(question, passages, params=self.params, knowledge_base_ids=knowledge_base_ids))
+    def answer(self, question: str, passages: list[Passage], *, idf: dict[str, float] | None = None) -> str:
+        """`idf`: the question terms' weights, counted over what the asker may read (the caller's)."""
+        return compose(pick_sentences(question, passages, idf=idf, params=self.params))
 
-    def stream_answer(self, question: str, passages: list[Passage], *, knowledge_base_ids: list[int] = ()) -> Iterator[str]:
-        text = self.answer(question, passages, knowledge_base_ids=knowledge_base_ids)
+    def stream_answer(self, question: str, passages: list[Passage], *, idf: dict[str, float] | None = None) -> Iterator[str]:
+        text = self.answer(question, passages, idf=idf)
         step = 16
         for i in range(0, len(text), step):
             yield text[i : i + step]

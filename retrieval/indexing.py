@@ -103,6 +103,24 @@ def scope_term_df(knowledge_base_ids: list[int], terms: list[str]) -> dict[str, 
         return {term: (term_id, df) for term_id, term, df in cursor.fetchall()}
 
 
+def term_idf(terms: list[str], knowledge_base_ids: list[int]) -> dict[str, float]:
+    """BM25 IDF of each term over the searchable chunks of these knowledge bases (those the asker
+    may read, as search counts them; unknown terms get the highest IDF), in one statement. Chat's
+    extractive answers weigh the question's words with it."""
+    import math
+
+    terms, ids = sorted(set(terms)), sorted(set(knowledge_base_ids))
+    if not terms:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.n, t.term, t.df FROM ({SCOPE_STATISTICS_SQL}) AS s(n, total) "
+                       f"LEFT JOIN ({SCOPE_TERM_DF_SQL}) AS t(id, term, df) ON TRUE", [ids, ids, ids, ids, terms])
+        rows = cursor.fetchall()
+    n = int(rows[0][0]) if rows and rows[0][0] else 1
+    df = {term: count for _, term, count in rows if term is not None}
+    return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
+
+
 def collection_statistics() -> tuple[int, int]:
     """(searchable chunk count, their total length in terms), deltas included."""
     with connection.cursor() as cursor:

@@ -119,11 +119,12 @@ class SearchHit:
 class SearchResults(list):
     """The ranked hits (empty when cut). `no_answer`: the no-answer cut, True when the best hit's
     `relevance` is under `threshold` or nothing matched; `withheld`: the hits the cut held back;
-    `dense_error`: why the dense retriever did not run (its model cannot load), else None."""
+    `dense_error`: why the dense retriever did not run (its model cannot load), else None;
+    `readable_kb_ids`: the knowledge bases the user may read, whose statistics BM25 counted."""
 
     def __init__(self, hits=(), *, mode: str, no_answer: bool, timings: dict[str, float] | None = None,
                  relevance: float | None = None, threshold: float | None = None, withheld=(),
-                 dense_error: str | None = None):
+                 dense_error: str | None = None, readable_kb_ids=()):
         super().__init__(hits)
         self.mode = mode
         self.no_answer = no_answer
@@ -132,6 +133,7 @@ class SearchResults(list):
         self.threshold = threshold
         self.withheld = list(withheld)
         self.dense_error = dense_error
+        self.readable_kb_ids = list(readable_kb_ids)
 
     @property
     def ranked_hits(self) -> list:
@@ -664,5 +666,5 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
         record_returned(hit.chunk.pk for hit in hits)  # in memory; retrieval/usage.py writes it later
     return SearchResults(
         [] if cut else hits, mode=mode, no_answer=cut, timings=timings, relevance=relevance, threshold=threshold,
-        withheld=hits if cut else [], dense_error=dense_error,
+        withheld=hits if cut else [], dense_error=dense_error, readable_kb_ids=scope.readable_kb_ids,
     )

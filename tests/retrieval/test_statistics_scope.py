@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 
 from knowledge.models import Chunk
-from llm.extractive import term_idf
 from retrieval.indexing import (
+    term_idf,
     chunks_delete,
     collection_statistics,
     scope_statistics,

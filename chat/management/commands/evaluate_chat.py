@@ -207,7 +207,8 @@ class Command(BaseCommand):
         answer-contains + F1 over the answerable questions the search's cut lets through."""
         from chat import evaluation as ev
         from chat.pipeline import assistant_settings
-        from llm.extractive import Passage, compose, pick_sentences, term_idf
+        from llm.extractive import Passage, compose, pick_sentences
+        from retrieval.indexing import term_idf
         from retrieval.search import search
         from retrieval.tokenize import tokenize
 
