@@ -138,16 +138,17 @@ class DatasetViewSet(PolicyModelViewSet):
         if teacher is None:
             raise ValidationError({"teacher": ["Not an enabled OpenAI-compatible model endpoint."]})
         prompts = list(values["prompts"])
+        version = None
         if values["prompts_from_version"] is not None:
             version = dataset_version_policy.instances_user_has_permission_for(request.user, "view").filter(
-                pk=values["prompts_from_version"]).first()
+                pk=values["prompts_from_version"]).select_related("dataset").first()
             if version is None:
                 raise ValidationError({"prompts_from_version": ["No such dataset version."]})
             prompts += selectors.distillation_prompts(user=request.user, version=version)
         try:
             job = services.dataset_distill_enqueue(
                 actor=request.user, department=department, endpoint=teacher, prompts=prompts, name=values["name"],
-                system_prompt=values["system_prompt"], max_tokens=values["max_tokens"],
+                system_prompt=values["system_prompt"], max_tokens=values["max_tokens"], prompts_from=version,
             )
         except services.DatasetOperationError as exc:
             raise ValidationError({"detail": str(exc)}) from exc

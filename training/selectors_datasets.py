@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from .models import Dataset, DatasetRow, DatasetVersion
 from .policy import dataset_policy, dataset_version_policy, training_departments
@@ -45,26 +45,50 @@ def dataset_departments(*, user: Any):
     return training_departments(user).order_by("name")
 
 
-def chat_feedback_records(*, user: Any, since=None, limit: int = 5000) -> tuple[list[dict], int]:
-    """Chat feedback in the shape of training.datasets.feedback, scoped by permission: only feedback
-    whose every retrieved chunk `user` may read (a row grounded on knowledge they cannot read is left
-    out, with the count returned), so a dataset built from it cannot carry another department's text.
+def chat_feedback_records(*, user: Any, department: Any, since=None, limit: int = 5000) -> tuple[list[dict], int]:
+    """Chat feedback in the shape of training.datasets.feedback, for a dataset of `department` built by
+    `user`. Conversations are their owner's alone: only feedback given by a member of `department` on
+    their own conversation is taken, so a dataset, which that department's admins read, never carries
+    another department's conversations. Of those, only feedback whose every retrieved chunk `user` may
+    read, and every chunk retrieved earlier in the same conversation (the answer saw those turns),
+    enters; the others are counted as withheld (a count within the department only) and none of their
+    text is copied. Each record also lists, in `knowledge_base_ids`, every knowledge base its answer
+    drew on (its own and the earlier turns' context), so the dataset records them all.
     Returns (records, withheld)."""
-    from chat.models import Feedback
+    from accounts.models import Membership
+    from chat.models import Feedback, Message, Role
     from knowledge.models import Chunk
     from knowledge.policy import chunk_policy
 
-    feedback = Feedback.objects.select_related("message").order_by("pk")
+    if department is None:
+        return [], 0
+    department_id = department if isinstance(department, int) else department.pk
+    members = Membership.objects.filter(department_id=department_id).values("user_id")
+    feedback = Feedback.objects.select_related("message").filter(
+        user_id__in=members, message__conversation__user_id=F("user_id")
+    ).order_by("pk")
     if since is not None:
         feedback = feedback.filter(updated_at__gte=since)
     feedback = list(feedback[:limit])
-    wanted = {int(i) for f in feedback for i in (f.retrieved_chunk_ids or []) if isinstance(i, int)}
+
+    # The chunks retrieved by the earlier answers of each conversation: the history the answer saw.
+    earlier: dict[int, list[tuple[int, list[int]]]] = {}
+    conversations = {f.message.conversation_id for f in feedback}
+    for message in Message.objects.filter(conversation_id__in=conversations, role=Role.ASSISTANT).values(
+        "pk", "conversation_id", "retrieved"
+    ):
+        earlier.setdefault(message["conversation_id"], []).append((message["pk"], _chunk_ids_of(message["retrieved"])))
+
+    def history_ids(f) -> list[int]:
+        return [i for pk, ids in earlier.get(f.message.conversation_id, []) if pk < f.message_id for i in ids]
+
+    wanted = {i for f in feedback for i in [*_ints(f.retrieved_chunk_ids), *history_ids(f)]}
     readable = set(chunk_policy.instances_user_has_permission_for(user, "view").filter(pk__in=wanted).values_list("pk", flat=True))
     chunks = {c.pk: c for c in Chunk.objects.filter(pk__in=readable).only("pk", "text", "version_id", "knowledge_base_id")}
     records, withheld = [], 0
     for f in feedback:
-        ids = [int(i) for i in (f.retrieved_chunk_ids or []) if isinstance(i, int)]
-        if any(i not in chunks for i in ids):
+        ids, history = _ints(f.retrieved_chunk_ids), history_ids(f)
+        if any(i not in chunks for i in [*ids, *history]):
             withheld += 1
             continue
         records.append({
@@ -72,8 +96,22 @@ def chat_feedback_records(*, user: Any, since=None, limit: int = 5000) -> tuple[
             "thumbs": "up" if f.rating > 0 else "down",
             "context": [{"id": i, "text": chunks[i].text, "version_id": chunks[i].version_id,
                          "knowledge_base_id": chunks[i].knowledge_base_id} for i in ids],
+            "knowledge_base_ids": sorted({chunks[i].knowledge_base_id for i in [*ids, *history]}),
         })
     return records, withheld
+
+
+def _ints(values) -> list[int]:
+    """The integer ids of a JSON list; anything else in it becomes -1, an id no chunk has, so that a
+    feedback whose context cannot be told is withheld rather than taken without it."""
+    values = values if isinstance(values, list) else []
+    return [i if isinstance(i, int) and not isinstance(i, bool) else -1 for i in values]
+
+
+def _chunk_ids_of(retrieved) -> list[int]:
+    """The chunk ids of a message's `retrieved` list."""
+    retrieved = retrieved if isinstance(retrieved, list) else []
+    return _ints([r.get("chunk_id") if isinstance(r, dict) else None for r in retrieved])
 
 
 def distillation_teachers(*, user: Any):

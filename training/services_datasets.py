@@ -235,8 +235,8 @@ def dataset_from_knowledge(
         pairs, how = document_pairs(version_text(version), document.title, backend if use_model else None)
         documents.append({"document": document.pk, "title": document.title, "version": version.pk,
                           "number": version.number, "pairs": len(pairs), "how": how})
-        if pairs:
-            kb_ids.add(document.knowledge_base_id)
+        # Every knowledge base read is recorded, pairs or not: the report names its documents.
+        kb_ids.add(document.knowledge_base_id)
         for pair in pairs:
             payloads.append({
                 "messages": [{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
@@ -312,10 +312,17 @@ def dataset_from_chat_feedback(
 ) -> DatasetVersion:
     """A version from the chat's Feedback rows that `actor` may build from: corrections become
     examples (question, retrieved context, corrected answer), thumbs-down answers preference pairs.
-    Feedback grounded on knowledge the actor cannot read is left out (reported as withheld)."""
+    Only the feedback of the dataset's department's members is taken (conversations are their
+    owner's: a dataset never carries another department's); of it, feedback grounded on knowledge
+    the actor cannot read is left out (reported as withheld)."""
     from .selectors_datasets import chat_feedback_records
 
-    records, withheld = chat_feedback_records(user=actor, since=since)
+    if dataset is None:
+        _require(department is not None and dataset_policy.user_may_add_in(actor, department))
+    else:
+        _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+        department = dataset.department
+    records, withheld = chat_feedback_records(user=actor, department=department, since=since)
     return dataset_from_feedback(actor=actor, records=records, dataset=dataset, department=department, name=name,
                                  include_thumbs_up=include_thumbs_up, ip=ip, withheld=withheld)
 
@@ -344,19 +351,51 @@ def distillation_inputs_check(*, prompts: list[str], endpoint, system_prompt: st
     return prompts
 
 
+def conversations_department_id(dataset: Dataset) -> int | None:
+    """The department whose members' chat conversations `dataset` holds (rows built from chat
+    feedback, or distilled from such rows), else None. Conversations are their owner's: such rows
+    stay in that department."""
+    from django.db.models import Q
+
+    conversations = DatasetRow.objects.filter(version__dataset=dataset).filter(
+        Q(method__startswith="feedback") | Q(meta__has_key="conversations_of"))
+    return dataset.department_id if conversations.exists() else None
+
+
+def distillation_source_check(*, actor: Any, source: DatasetVersion | None, department: Department | None) -> None:
+    """Prompts taken from `source` may go only where the source's readers are: `actor` must see it,
+    and rows holding a department's chat conversations are distilled into that department only
+    (its knowledge bases are inherited by the new dataset: `dataset_distill`)."""
+    from django.utils.translation import gettext as _
+
+    from .policy import dataset_version_policy
+
+    if source is None:
+        return
+    _require(dataset_version_policy.user_has_permission_for_instance(actor, "view", source))
+    owner = conversations_department_id(source.dataset)
+    if owner is not None and (department is None or department.pk != owner):
+        raise DatasetOperationError(_(
+            "The prompts of %(dataset)s come from chat conversations of its department: "
+            "distil them into that department only.") % {"dataset": source.dataset.name})
+
+
 def dataset_distill_enqueue(
     *, actor: Any, department: Department, endpoint, prompts: list[str], name: str = "", system_prompt: str = "",
-    max_tokens: int = 512,
+    max_tokens: int = 512, prompts_from: DatasetVersion | None = None,
 ):
     """dataset_distill as a background job (a teacher may take seconds per prompt): the inputs are
-    checked now, the job row shows progress per prompt and its result names the new version."""
+    checked now, the job row shows progress per prompt and its result names the new version.
+    `prompts_from`: the version some prompts were taken from, whose restrictions the new dataset keeps."""
     from core.services import job_create
 
     _require(dataset_policy.user_may_add_in(actor, department))
+    distillation_source_check(actor=actor, source=prompts_from, department=department)
     prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint, system_prompt=system_prompt)
     return job_create(actor=actor, kind=KIND_DISTILL, check_permission=False, params={
         "actor": actor.pk, "department": department.pk, "endpoint": endpoint.pk, "prompts": prompts, "name": name,
         "system_prompt": system_prompt, "max_tokens": max_tokens,
+        "prompts_from_version": prompts_from.pk if prompts_from is not None else None,
     })
 
 
@@ -370,6 +409,7 @@ def dataset_distill(
     name: str = "",
     system_prompt: str = "",
     max_tokens: int = 512,
+    prompts_from: DatasetVersion | None = None,
     ip: str | None = None,
     progress=None,
 ) -> DatasetVersion:
@@ -377,7 +417,9 @@ def dataset_distill(
     answers `prompts`; the answers become the version's rows, each marked `distillation` with the
     teacher in its meta, and the version's report records the teacher. A job trained on the version
     carries the teacher into its lineage (`job_services.fine_tuning_job_create`). Any teacher error
-    writes nothing."""
+    writes nothing. Prompts taken from a dataset version (`prompts_from`) keep its restrictions: the
+    new dataset records the source dataset's knowledge bases (it stays hidden from whoever cannot
+    read them), and rows holding chat conversations stay in their department."""
     from django.utils.translation import gettext as _
 
     from llm.base import BackendError
@@ -387,6 +429,18 @@ def dataset_distill(
         _require(department is not None and dataset_policy.user_may_add_in(actor, department))
     else:
         _require(dataset_policy.user_has_permission_for_instance(actor, "change", dataset))
+    distillation_source_check(actor=actor, source=prompts_from,
+                              department=dataset.department if dataset is not None else department)
+    knowledge_base_ids: list[int] = []
+    source_meta: dict = {}
+    report_source = None
+    if prompts_from is not None:
+        knowledge_base_ids = sorted(prompts_from.dataset.source_knowledge_bases.values_list("pk", flat=True))
+        owner = conversations_department_id(prompts_from.dataset)
+        if owner is not None:
+            source_meta["conversations_of"] = owner
+        report_source = {"dataset": prompts_from.dataset_id, "version": prompts_from.number,
+                         "version_id": prompts_from.pk}
     prompts = distillation_inputs_check(prompts=prompts, endpoint=endpoint, system_prompt=system_prompt)
     teacher = {"endpoint": endpoint.name, "endpoint_id": endpoint.pk, "model": endpoint.model, "base_url": endpoint.base_url}
     try:
@@ -399,7 +453,7 @@ def dataset_distill(
             if not answer:
                 raise DatasetOperationError(_("The teacher returned an empty answer to: %(prompt)s") % {"prompt": prompt[:200]})
             payloads.append({"messages": [*messages, {"role": "assistant", "content": answer}], "method": "distillation",
-                             "meta": {"teacher": endpoint.model or endpoint.name}})
+                             "meta": {"teacher": endpoint.model or endpoint.name, **source_meta}})
             if progress is not None:
                 progress(len(payloads) / len(prompts), _("%(done)s of %(total)s prompts answered") % {
                     "done": len(payloads), "total": len(prompts)})
@@ -408,9 +462,12 @@ def dataset_distill(
     with transaction.atomic():
         if dataset is None:
             dataset = dataset_create(actor=actor, department=department, name=name or _("Distilled"), ip=ip)
+        report = {"teacher": teacher, "prompts": len(prompts)}
+        if report_source is not None:
+            report["prompts_from"] = report_source
         version, _created = dataset_version_create(
-            actor=actor, dataset=dataset, payloads=payloads, origin="distillation",
-            report={"teacher": teacher, "prompts": len(prompts)}, ip=ip,
+            actor=actor, dataset=dataset, payloads=payloads, origin="distillation", report=report,
+            knowledge_base_ids=knowledge_base_ids, ip=ip,
         )
     return version
 

@@ -32,13 +32,18 @@ def dataset_from_knowledge_job(job: Job) -> dict:
 def dataset_distill_job(job: Job) -> dict:
     from chat.models import ModelEndpoint
 
+    from .models import DatasetVersion
+
     params = job.params
     actor = User.objects.get(pk=params["actor"], is_active=True)
+    source = params.get("prompts_from_version")
+    source = DatasetVersion.objects.select_related("dataset").get(pk=source) if source is not None else None
     try:
         version = services.dataset_distill(
             actor=actor, department=Department.objects.get(pk=params["department"]), name=params["name"],
             endpoint=ModelEndpoint.objects.filter(pk=params["endpoint"]).first(), prompts=params["prompts"],
             system_prompt=params.get("system_prompt", ""), max_tokens=params.get("max_tokens", 512),
+            prompts_from=source,
             progress=lambda fraction, message: job_progress(job=job, fraction=fraction, message=message),
         )
     except services.DatasetOperationError as exc:

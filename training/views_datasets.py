@@ -374,6 +374,7 @@ def distill_create(request):
             job = services.dataset_distill_enqueue(
                 actor=request.user, department=data["department"], endpoint=data["teacher"], prompts=prompts,
                 name=data["name"], system_prompt=data["system_prompt"], max_tokens=data["max_tokens"],
+                prompts_from=data["prompts_from"],
             )
         except services.DatasetOperationError as exc:
             form.add_error(None, str(exc))

@@ -5,7 +5,7 @@ import pytest
 from chat.models import Conversation, Message, Role
 from chat.services import feedback_submit
 from tests.chat.conftest import kb_corpus  # noqa: F401  (fixture)
-from tests.factories import KnowledgeBaseFactory
+from tests.factories import KnowledgeBaseFactory, grant_object, member
 from training.datasets.feedback import convert_feedback
 from training.services_datasets import dataset_from_chat_feedback, dataset_from_feedback
 
@@ -79,6 +79,10 @@ def test_a_dataset_from_chat_feedback_holds_only_what_the_builder_may_read(ml, p
     feedback_submit(user=people["hr_manager"], message=leave, rating=-1, correction="Twenty days.")
     thumbs_down = answered(people["credit_manager"], "Who approves large loans?", "Nobody.", kb_corpus["loan_chunks"])
     feedback_submit(user=people["credit_manager"], message=thumbs_down, rating=-1)
+    # a Credit member who may read the HR handbook, answered from it
+    reader = grant_object(member(credit, "employee", "credit_hr_reader"), "view_knowledge", hr)
+    grounded = answered(reader, "How much sick leave?", "Five days.", kb_corpus["leave_chunks"])
+    feedback_submit(user=reader, message=grounded, rating=-1, correction="Ten days of annual leave.")
 
     version = dataset_from_chat_feedback(actor=ml["ml_engineer"], department=credit, name="From the chat")
     rows = list(version.rows.order_by("index"))
@@ -88,8 +92,10 @@ def test_a_dataset_from_chat_feedback_holds_only_what_the_builder_may_read(ml, p
         ("The credit committee.", "The branch."), ("The credit committee.", "Nobody.")}
     assert kb_corpus["loan_chunks"][0].text in rows[0].messages[1]["content"]
     assert all(r.source_version_ids == [kb_corpus["loans"].live_version_id] for r in rows)
-    # the HR answer's knowledge is not readable by a Credit builder: withheld, none of its text copied
+    # the HR manager's feedback is not Credit's: not taken, not counted; the Credit member's answer from
+    # HR knowledge, which the Credit builder cannot read, is withheld: none of its text copied
     assert "Twenty days" not in text and "salary bands" not in text and "annual leave" not in text
+    assert "sick leave" not in text
     assert version.report["withheld"] == 1
     # the HR admin building from the same feedback gets the HR example (and not the Credit ones)
     hr_version = dataset_from_chat_feedback(actor=ml["hr_admin"], department=hr)

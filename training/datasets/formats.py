@@ -71,6 +71,24 @@ def detect_format(record: dict) -> str | None:
     return None
 
 
+def _bad_character(value: str) -> str | None:
+    """Why `value` cannot be stored as text (a NUL, or a lone surrogate such as the JSON escape
+    "\\ud800", which no UTF-8 text can hold), else None."""
+    if "\x00" in value:
+        return _("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _("contains an unpaired surrogate (U+D800 to U+DFFF), which text cannot hold")
+    return None
+
+
+def split_jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text: split at "\\n" (a "\\r" before it dropped) only. str.splitlines()
+    would also split at U+2028, U+2029, U+0085 and other separators, which JSON strings may hold."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def _text(record: dict, name: str, line: int, errors: _Errors, *, required: bool) -> str | None:
     value = record.get(name)
     if value is None or value == "":
@@ -83,8 +101,8 @@ def _text(record: dict, name: str, line: int, errors: _Errors, *, required: bool
     if required and not value.strip():
         errors.add(line, name, _("missing or empty"))
         return None
-    if "\x00" in value:
-        errors.add(line, name, _("contains a NUL character"))
+    if (bad := _bad_character(value)) is not None:
+        errors.add(line, name, bad)
         return None
     return value
 
@@ -133,8 +151,8 @@ def _messages_from_list(
         if not isinstance(content, str) or not content.strip():
             errors.add(line, f"{where}.{content_key}", _("missing or empty") if not content else _("must be text"))
             ok = False
-        elif "\x00" in content:
-            errors.add(line, f"{where}.{content_key}", _("contains a NUL character"))
+        elif (bad := _bad_character(content)) is not None:
+            errors.add(line, f"{where}.{content_key}", bad)
             ok = False
         if ok:
             messages.append({"role": role, "content": content})
@@ -215,7 +233,7 @@ def parse_jsonl(text: str, fmt: str = "auto") -> ParseResult:
     result = ParseResult()
     errors = _Errors(result)
     chosen: str | None = None if fmt == "auto" else fmt
-    for line_number, line in enumerate(text.splitlines(), 1):
+    for line_number, line in enumerate(split_jsonl_lines(text), 1):
         if not line.strip():
             continue
         try:
