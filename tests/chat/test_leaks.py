@@ -88,3 +88,20 @@ def test_an_assistant_configured_by_a_broader_reader_searches_as_the_asker(kb_co
     documents = {s["document_id"] for s in next(d for t, d in events if t == "sources")["sources"]}
     assert documents and kb_corpus["leave"].pk not in documents
     assert Assistant.objects.filter(pk=broad.pk).exists()
+
+
+@pytest.mark.django_db
+def test_streamed_scores_do_not_reveal_words_of_unreadable_knowledge(kb_corpus, people):
+    """A word only HR's knowledge holds, added to a Credit employee's question, changes the scores
+    the chat streams back no more than a word no document holds (BM25 counts what the asker reads)."""
+    bm25 = assistant_save(actor=people["superuser"], name="Keyword", retrieval_settings={"mode": "bm25"})
+    client = login(people["credit_employee"])
+
+    def scores(question):
+        events = ask(client, bm25, question)
+        sources = next(d for t, d in events if t == "sources")
+        return [s["score"] for s in sources["sources"]], sources["top_score"]
+
+    with_hr_word = scores("loan committee confidential")  # "confidential": only in HR's document
+    assert with_hr_word[0], "the Credit chunk is found"
+    assert with_hr_word == scores("loan committee qqxqzzv")
