@@ -82,6 +82,12 @@ def carry_over_list(*, user: Any, status: str = FindingStatus.OPEN, limit: int =
     return [(row, sides[0], row.change_document_id in readable_changes) for row, sides in _sides(user, rows, pairs)]
 
 
+def past_review_by_count(*, user: Any) -> int:
+    """Live documents of the departments `user` watches whose review-by date has passed."""
+    documents = Document.objects.filter(knowledge_base__department__in=health_departments(user).values("pk"))
+    return documents.exclude(state=DocumentState.ARCHIVED).filter(review_by__lt=timezone.localdate()).count()
+
+
 def open_conflict_count(*, user: Any) -> int:
     return conflict_policy.instances_user_has_permission_for(user, "view").filter(status=FindingStatus.OPEN).count()
 
@@ -320,3 +326,47 @@ def unretrieved_documents(*, user: Any):
             .filter(Q(last_retrieved__lt=cutoff) | Q(last_retrieved__isnull=True, created_at__date__lt=cutoff))
             .select_related("knowledge_base__department", "owner")
             .order_by("knowledge_base__name", "knowledge_base_id", F("last_retrieved").asc(nulls_first=True), "title"))
+
+
+@dataclass
+class Waiting:
+    """One thing waiting for the user's action on the home page: how many, and where."""
+
+    count: int
+    label: str
+    url: str
+
+
+def waiting_for(*, user: Any) -> list[Waiting]:
+    """What waits for `user`, for the home page: reviews to decide, their own changes sent back,
+    and, where they watch knowledge health, open findings, stale documents, unanswered question
+    groups and unread notifications. Each counted through the policy of what it counts, in one
+    query each (stale documents by their review-by date only: the full rule reads every sync); only
+    the non-zero ones."""
+    from django.urls import reverse
+    from django.utils.translation import gettext as _
+
+    from accounts.policy import is_active_user
+    from knowledge.selectors import my_review_list, review_inbox
+
+    from .policy import user_may_watch
+
+    if not is_active_user(user):
+        return []
+    sent_back = my_review_list(user=user, state=ReviewState.CHANGES_REQUESTED).filter(
+        version_id=F("document__latest_version_id"))  # not reworked since
+    items = [
+        Waiting(review_inbox(user=user).count(), _("Reviews waiting for your decision"), reverse("knowledge:review_inbox")),
+        Waiting(sent_back.count(), _("Your changes sent back for rework"), reverse("knowledge:review_inbox")),
+    ]
+    if user_may_watch(user):
+        items += [
+            Waiting(open_conflict_count(user=user), _("Open conflicts"), reverse("health:conflicts")),
+            Waiting(carry_over_policy.instances_user_has_permission_for(user, "view")
+                    .filter(status=FindingStatus.OPEN).count(), _("May still state an old value"),
+                    reverse("health:carry_overs")),
+            Waiting(past_review_by_count(user=user), _("Past their review-by date"), reverse("health:stale")),
+            Waiting(gap_group_count(user=user), _("Unanswered question groups"), reverse("health:gaps")),
+            Waiting(unread_count(user=user), _("Unread notifications"), reverse("health:notifications")),
+        ]
+    return [item for item in items if item.count]

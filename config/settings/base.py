@@ -61,6 +61,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
                 "health.context_processors.health_navigation",
+                "health.context_processors.waiting_for_you",
             ],
         },
     },
