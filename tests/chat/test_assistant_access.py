@@ -58,6 +58,8 @@ def test_km_does_not_see_other_departments_restricted_assistant(kb_corpus, peopl
         default = next(r for r in rows(api(people[user]).get("/api/chat/assistants/")) if r["id"] == company_assistant.pk)
         assert set(default) == {"id", "name", "description", "is_default", "active"}
     assert login(people["credit_manager"]).get(f"/chat/assistants/{company_assistant.pk}/").status_code == 404
+    page = login(people["credit_manager"]).get("/chat/assistants/").content.decode()
+    assert "No assistant you configure yet." in page and "Salary" not in page
     admin_view = api(people["superuser"]).get(f"/api/chat/assistants/{hr_only.pk}/").json()
     assert admin_view["system_prompt"] == "Salary bands are in table 7."
     assert api(people["hr_manager"]).get(f"/api/chat/assistants/{hr_only.pk}/").json()["knowledge_bases"] == [
