@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from accounts.models import Department
 from accounts.policy import (
     Capability,
     PermissionPolicy,
@@ -26,8 +27,6 @@ from accounts.policy import (
     is_company_admin,
     user_has_capability_anywhere,
 )
-
-from accounts.models import Department
 
 from .models import Assistant, Conversation, Message, ModelEndpoint
 
