@@ -128,3 +128,37 @@ def distillation_prompts(*, user: Any, version: DatasetVersion) -> list[str]:
     """The last user turn of every row of a version `user` may see (e.g. the questions of the
     knowledge base's QA pairs): the prompts a teacher answers."""
     return [row.prompt for row in dataset_rows(user=user, version=version) if row.prompt.strip()]
+
+
+def feedback_rows_outside_their_department() -> list[dict]:
+    """Dataset versions holding rows taken from chat feedback that a dataset of their department may
+    not hold today: feedback of someone who is not a member of the dataset's department, feedback on
+    someone else's conversation, or feedback that no longer exists (it cannot be told). Feedback
+    datasets built before the eighth session took every department's feedback. An operator's audit,
+    not a user's read (`manage.py feedback_datasets_audit`), so it takes no user."""
+    from accounts.models import Membership
+    from chat.models import Feedback
+
+    rows = list(DatasetRow.objects.filter(meta__has_any_keys=["feedback_id", "chosen_from_feedback_id"]).values_list(
+        "version_id", "version__dataset__department_id", "meta"))
+
+    def feedback_ids(meta) -> list[int]:
+        return [i for i in (meta.get("feedback_id"), meta.get("chosen_from_feedback_id")) if isinstance(i, int)]
+
+    wanted = {i for _, _, meta in rows for i in feedback_ids(meta)}
+    owners = {pk: (user_id, owner_id) for pk, user_id, owner_id in Feedback.objects.filter(pk__in=wanted).values_list(
+        "pk", "user_id", "message__conversation__user_id")}
+    members = set(Membership.objects.filter(user_id__in={u for u, _ in owners.values()}).values_list(
+        "user_id", "department_id"))
+
+    def allowed(feedback_id: int, department_id: int) -> bool:
+        user_id, owner_id = owners.get(feedback_id, (None, None))
+        return user_id is not None and user_id == owner_id and (user_id, department_id) in members
+
+    outside: dict[int, int] = {}
+    for version_id, department_id, meta in rows:
+        if not all(allowed(i, department_id) for i in feedback_ids(meta)):
+            outside[version_id] = outside.get(version_id, 0) + 1
+    versions = DatasetVersion.objects.filter(pk__in=outside).select_related("dataset__department").order_by("pk")
+    return [{"dataset": v.dataset_id, "name": v.dataset.name, "department": v.dataset.department.code,
+             "version": v.number, "rows": v.row_count, "rows_outside": outside[v.pk]} for v in versions]

@@ -324,3 +324,31 @@ def test_json_line_separators_inside_strings_do_not_split_rows():
         assert not result.errors, (name, result.errors)
         assert [p["messages"][0]["content"] for p in result.payloads] == [question, "Q2"]
         assert [p["meta"]["line"] for p in result.payloads] == [1, 2]
+
+
+def test_the_audit_lists_versions_holding_feedback_from_outside_their_department(ml, people, credit, hr):
+    """A feedback dataset built before the fix (taken as such a builder wrote it: rows naming any
+    department's feedback) is listed by `feedback_datasets_audit`; one of its own department's is not."""
+    from django.core.management import call_command
+
+    hr_private = answered(people["hr_employee"], "Can I take extra leave during my divorce?", "I found nothing.", [])
+    hr_feedback = feedback_submit(user=people["hr_employee"], message=hr_private, rating=-1, correction="Five days.")
+    loans = answered(people["credit_manager"], "Who approves large loans?", "The branch.", [])
+    credit_feedback = feedback_submit(user=people["credit_manager"], message=loans, rating=-1, correction="The committee.")
+
+    def row(feedback, question):
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": "An answer."}],
+                "meta": {"feedback_id": feedback.pk}}
+
+    dataset = dataset_create(actor=ml["credit_admin"], department=credit, name="Old feedback")
+    dataset_version_create(actor=ml["credit_admin"], dataset=dataset, origin="feedback",
+                           payloads=[row(hr_feedback, "Divorce leave?"), row(credit_feedback, "Large loans?")])
+    clean = dataset_create(actor=ml["credit_admin"], department=credit, name="Own feedback")
+    dataset_version_create(actor=ml["credit_admin"], dataset=clean, origin="feedback",
+                           payloads=[row(credit_feedback, "Large loans?")])
+    out = io.StringIO()
+    call_command("feedback_datasets_audit", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert json.loads(lines[-1])["versions"] == [{"dataset": dataset.pk, "name": "Old feedback", "department": credit.code,
+                                                  "version": 1, "rows": 2, "rows_outside": 1}]
+    assert any('"Old feedback"' in line and "1 of 2 rows" in line for line in lines)
