@@ -117,7 +117,19 @@ class Document(models.Model):
 
 
 def version_upload_to(version: DocumentVersion, filename: str) -> str:
-    return f"knowledge/{version.document_id}/v{version.number}/{filename}"
+    return f"knowledge/{version.document_id}/v{version.number}/{stored_file_name(filename)}"
+
+
+def stored_file_name(filename: str, limit: int = 200) -> str:
+    """The name on disk: a filesystem takes 255 bytes a name, so a longer one (a zip entry's, in
+    UTF-8) is cut to `limit` bytes, its extension kept. `DocumentVersion.file_name` keeps the whole."""
+    if len(filename.encode()) <= limit:
+        return filename
+    stem, dot, extension = filename.rpartition(".")
+    if not dot or not stem or len(extension.encode()) > 16:
+        stem, dot, extension = filename, "", ""
+    room = limit - len((dot + extension).encode())
+    return stem.encode()[:room].decode(errors="ignore") + dot + extension
 
 
 def sha256_text(text: str) -> str:

@@ -255,8 +255,16 @@ def _vet_postgresql(dsn: str) -> Target:
     return _vet_network("postgresql", host, int(raw_port), params)
 
 
+def _split(dsn: str):
+    """urlsplit, with a connection string it cannot read (an unclosed "[" of an IPv6 host) refused."""
+    try:
+        return urlsplit(dsn)
+    except ValueError as exc:
+        raise RefusedDSN(_("The connection string cannot be read: %(error)s") % {"error": exc}) from None
+
+
 def _vet_mysql(dsn: str) -> Target:
-    parts = urlsplit(dsn)
+    parts = _split(dsn)
     if parts.query:
         raise RefusedDSN(_("Connection parameters after “?” are not allowed in a MySQL source."))
     try:
@@ -278,7 +286,7 @@ def _vet_sqlite(dsn: str) -> Target:
     directory = sqlite_directory()
     if directory is None:
         raise RefusedDSN(_("SQLite sources are turned off: a server administrator has to set SOURCES_SQLITE_DIR."))
-    parts = urlsplit(dsn)
+    parts = _split(dsn)
     if parts.query or parts.fragment or parts.netloc:
         raise RefusedDSN(_("Write a SQLite source as sqlite:////absolute/path/file.db, without parameters."))
     raw = unquote(parts.path)

@@ -122,6 +122,18 @@ def source_create(
     return source
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port made explicit; a URL that cannot be read is its own origin."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.scheme.lower(), (parts.hostname or "").lower(), port
+    except ValueError:
+        return "", url or "", None
+
+
 @transaction.atomic
 def source_update(*, actor: Any, source: Source, ip: str | None = None, **fields: Any) -> Source:
     """Credentials are write-only: an empty or missing value keeps the stored one."""
@@ -130,6 +142,7 @@ def source_update(*, actor: Any, source: Source, ip: str | None = None, **fields
     if unknown:
         raise ValidationError({name: _("This field cannot be changed.") for name in sorted(unknown)})
     locked = Source.objects.select_for_update().select_related("knowledge_base__department").get(pk=source.pk)
+    destination = (_origin(locked.url), locked.auth_header_name)
     changed: list[str] = []
     for name in SOURCE_FIELDS:
         if name not in fields or (fields[name] is None and name not in NULLABLE_FIELDS):
@@ -144,6 +157,12 @@ def source_update(*, actor: Any, source: Source, ip: str | None = None, **fields
     if fields.get("clear_auth_header") and locked.auth_header_encrypted:
         locked.auth_header_encrypted = ""
         changed.append("auth_header_value")
+    if (locked.auth_header_encrypted and not fields.get("auth_header_value")
+            and (_origin(locked.url), locked.auth_header_name) != destination):
+        # The stored value goes only where it was entered for: whoever sends it elsewhere (another
+        # scheme, host or port, or as another header) enters it, they never read the stored one.
+        raise ValidationError({"auth_header_value": _(
+            "The URL's host or the header name changed: enter the header value again, or remove it.")})
     _validate(locked)
     if {"schedule_minutes", "enabled"} & set(changed):
         _schedule_next(locked)
