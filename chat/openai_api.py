@@ -218,12 +218,6 @@ def _citations(request, done: DoneEvent) -> list[dict]:
     return [{**c, "url": request.build_absolute_uri(c["url"])} if c.get("url") else c for c in done.citations]
 
 
-def _charge(user, done: DoneEvent) -> None:
-    usage = _usage(done)
-    limits.usage_record(user=user, prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
-                        latency_ms=int(done.timings.get("total_ms", 0) or 0))
-
-
 def _error_from_event(event: ErrorEvent) -> OpenAIError:
     if event.message_id is None:  # refused before anything was stored: the request was at fault
         return OpenAIError(400, event.message, param="messages")
@@ -303,15 +297,15 @@ class ChatCompletionsView(OpenAIView):
         created = int(time.time())
         if params["stream"]:
             response = StreamingHttpResponse(
-                _Stream(_sse(request, user, assistant.name, created, first, events, params["include_usage"]), events),
+                _Stream(_sse(request, assistant.name, created, first, events, params["include_usage"]), events),
                 content_type="text/event-stream; charset=utf-8",
             )
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response
-        return self._complete(request, user, assistant.name, created, first, events)
+        return self._complete(request, assistant.name, created, first, events)
 
-    def _complete(self, request, user, model, created, first, events: Iterator) -> HttpResponse:
+    def _complete(self, request, model, created, first, events: Iterator) -> HttpResponse:
         answer, reasoning, final = [], [], None
         try:
             for event in events:
@@ -326,7 +320,6 @@ class ChatCompletionsView(OpenAIView):
         if not isinstance(final, DoneEvent):
             raise _error_from_event(final or ErrorEvent(_("Something went wrong while answering. You can try again."),
                                                         retryable=True, message_id=first.message_id))
-        _charge(user, final)
         body = {
             "id": f"chatcmpl-{final.message_id}",
             "object": "chat.completion",
@@ -364,7 +357,7 @@ class _Stream:
         self.events.close()
 
 
-def _sse(request, user, model: str, created: int, start, events: Iterator, include_usage: bool) -> Iterator[bytes]:
+def _sse(request, model: str, created: int, start, events: Iterator, include_usage: bool) -> Iterator[bytes]:
     """chat.completion.chunk events. Closing this generator (the client went away) closes the
     pipeline's, which stores the partial answer as stopped."""
     chunk_id = f"chatcmpl-{start.message_id}"
@@ -385,7 +378,6 @@ def _sse(request, user, model: str, created: int, start, events: Iterator, inclu
             elif isinstance(event, ReasoningDelta):
                 yield chunk({"reasoning_content": event.text})
             elif isinstance(event, DoneEvent):
-                _charge(user, event)
                 citations = _citations(request, event)
                 yield chunk({"citations": citations}, "stop", citations=citations, status=event.status,
                             verified_content=event.answer)

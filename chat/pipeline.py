@@ -43,7 +43,10 @@ Events, in order (each has `.type` and `.to_dict()` for SSE/JSON):
    or ErrorEvent    type="error"     message (for the user, translated), retryable, message_id
                                      (None when nothing was stored, e.g. an empty question)
 
-Exactly one of DoneEvent / ErrorEvent ends the stream. The stored assistant Message holds the
+Exactly one of DoneEvent / ErrorEvent ends the stream. The answer's usage is charged to the user's
+quota (`accounts.limits.usage_record`) once, in `finish()`, however the stream ends: the final event,
+the stop button, a closed generator, a model failing after it began (a failure before anything was
+generated costs nothing); callers never charge. The stored assistant Message holds the
 answer text only; reasoning is kept apart (Message.reasoning) and never enters the history.
 """
 
@@ -65,6 +68,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts import limits
 from knowledge.policy import version_policy
 from llm.base import BackendError
 from llm.extractive import Passage
@@ -504,6 +508,8 @@ class _Run:
         self.finished = False
         self.backend_name = ""
         self.extractive = False
+        self.backend = None
+        self.prompt: list[dict] = []  # what the model was sent
 
     def _ms(self, since: float) -> float:
         return round((time.perf_counter() - since) * 1000, 2)
@@ -538,6 +544,7 @@ class _Run:
             raise
         self.extractive = bool(getattr(backend, "extractive", False))
         self.backend_name = getattr(backend, "name", "")
+        self.backend = backend
 
         t0 = time.perf_counter()
         query = self.question
@@ -596,6 +603,7 @@ class _Run:
         else:
             messages, info = build_prompt(assistant=self.assistant, question=self.question, sources=self.sources,
                                           history=self.history, backend=backend, max_tokens=cfg["max_tokens"])
+            self.prompt = messages
             self.timings["prompt_ms"] = self._ms(t0)
             stream = ((d.kind, d.text) for d in backend.stream(
                 messages, max_tokens=int(cfg["max_tokens"]), stop_event=self.stop_event,
@@ -624,8 +632,17 @@ class _Run:
             raise BackendError(_("The model returned an empty answer."))
         yield self.finish(MessageStatus.DONE)
 
+    def _unreported_usage(self, raw: str) -> dict:
+        """The usage of a model answer the backend did not report (stopped, the client went away,
+        or the stream broke off after generation began): counted in the model's own tokens."""
+        count = self.backend.count_tokens
+        return {"prompt_tokens": self.usage["prompt_tokens"] or sum(count(m["content"]) for m in self.prompt),
+                "completion_tokens": self.usage["completion_tokens"] or count("".join(self.reasoning) + raw)}
+
     def finish(self, status: str, *, error: str = "") -> DoneEvent:
-        """Verify the citations and store the answer, its citations, usage and timings."""
+        """Verify the citations and store the answer, its citations, usage and timings; charge the
+        usage to the user's quota. Runs once per answer, however it ends (done, stopped, the client
+        went away, failed), so every answer is charged exactly once, here and nowhere else."""
         self.finished = True
         t0 = time.perf_counter()
         raw = "".join(self.answer)
@@ -640,6 +657,10 @@ class _Run:
             # BPE tokenizer would count them (a no-knowledge outcome charges the question only).
             self.usage = {"prompt_tokens": estimate_tokens(self.question),
                           "completion_tokens": estimate_tokens(MARKER.sub("", answer)) if status != MessageStatus.NO_KNOWLEDGE else 0}
+        elif self.prompt and (raw or self.reasoning) and not all(self.usage.values()):
+            self.usage = self._unreported_usage(raw)
+        # A failure before anything was generated costs nothing; anything generated is charged.
+        charge = status != MessageStatus.FAILED or bool(raw or self.reasoning)
         cited = set(cited_markers(answer))
         flagged = {n for f in changes["flagged"] for n in f["markers"]}
         message = self.message
@@ -684,6 +705,10 @@ class _Run:
             message.finished_at = timezone.now()
             message.save()
             Conversation.objects.filter(pk=message.conversation_id).update(updated_at=message.finished_at)
+            if charge:
+                limits.usage_record(user=self.user, prompt_tokens=self.usage["prompt_tokens"],
+                                    completion_tokens=self.usage["completion_tokens"],
+                                    latency_ms=int(self.timings["total_ms"]))
         citations.sort(key=lambda c: c["n"])
         return DoneEvent(message_id=message.pk, status=status, answer=answer, citations=citations, usage=self.usage,
                          timings=self.timings, verification=changes, extractive=self.extractive,

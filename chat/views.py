@@ -97,10 +97,7 @@ def _stream_response(request, *, assistant, question, conversation=None, regener
                     registered = event.message_id
                     services.generation_register(registered, stop_event)
                     data["conversation_url"] = reverse("chat:index") + f"?c={event.conversation_id}"
-                elif event.type == "done":
-                    limits.usage_record(user=user, prompt_tokens=event.usage.get("prompt_tokens", 0),
-                                        completion_tokens=event.usage.get("completion_tokens", 0),
-                                        latency_ms=int(event.timings.get("total_ms", 0) or 0))
+                elif event.type == "done":  # the pipeline charged its usage, as it does however it ends
                     data["html"] = str(answer_html(event.message_id, event.answer, {c["n"] for c in event.citations}))
                     if not admin:
                         data.pop("timings", None)

@@ -296,6 +296,12 @@ def test_client_disconnect_mid_stream_stops_cleanly(employee_client, people, liv
             message.refresh_from_db()
         assert message.status == MessageStatus.STOPPED
         assert "credit committee" in message.content
+        # ... and charged (stored and charged together), in the model's tokens, though the model
+        # server never got to report its usage.
+        usage = UsageDay.objects.get(user=people["credit_employee"])
+        assert (usage.requests, usage.prompt_tokens, usage.completion_tokens) == (
+            1, message.usage["prompt_tokens"], message.usage["completion_tokens"])
+        assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
         assert server.finished.wait(30)
     # The server is still fine.
     assert employee_client.models.list().data
