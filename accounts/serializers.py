@@ -1,11 +1,30 @@
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import ApiKey, Department, Membership, Role, User
+from .policy import PermissionPolicy, department_policy, user_policy
 from .selectors import navigation_for
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class PolicyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related object given by id, chosen among those `policy` lets the acting user (the
+    request's) `action`: a hidden id and a missing one get the same "does not exist" answer.
+    Every writable related field of the API is one of these (tests/accounts/test_serializers.py)."""
+
+    def __init__(self, *, policy: PermissionPolicy, action: str = "view", **kwargs):
+        self.policy, self.action = policy, action
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self.policy.instances_user_has_permission_for(getattr(self.context.get("request"), "user", None),
+                                                             self.action)
+
+
 class DepartmentSerializer(serializers.ModelSerializer):
+    parent = PolicyRelatedField(policy=department_policy, required=False, allow_null=True)
+
     class Meta:
         model = Department
         fields = ["id", "name", "name_zh", "code", "parent", "created_at"]
@@ -13,6 +32,8 @@ class DepartmentSerializer(serializers.ModelSerializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
+    user = PolicyRelatedField(policy=user_policy)
+    department = PolicyRelatedField(policy=department_policy)
     username = serializers.CharField(source="user.username", read_only=True)
     department_code = serializers.CharField(source="department.code", read_only=True)
 

@@ -4,11 +4,14 @@ policies; API keys are write-only and stored encrypted."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from accounts.policy import department_policy
+from accounts.serializers import PolicyRelatedField
 from accounts.viewsets import PolicyModelViewSet, drf_validation_error
-from knowledge.models import KnowledgeBase
 from knowledge.policy import knowledge_base_policy
 from llm.extractive import DEFAULTS as EXTRACTIVE_DEFAULTS
 
@@ -31,8 +34,19 @@ def _is_number(value, integer: bool) -> bool:
     return isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class AssistantEndpointField(serializers.PrimaryKeyRelatedField):
+    """An endpoint the acting user may give this assistant; any other id "does not exist"."""
+
+    def get_queryset(self):
+        current = self.parent.instance.endpoint_id if isinstance(self.parent.instance, Assistant) else None
+        return endpoint_policy.choices_for_assistant(self.context["request"].user, current)
+
+
 class AssistantSerializer(serializers.ModelSerializer):
-    knowledge_bases = serializers.PrimaryKeyRelatedField(many=True, queryset=KnowledgeBase.objects.all(), required=False)
+    knowledge_bases = PolicyRelatedField(policy=knowledge_base_policy, many=True, required=False)
+    departments = PolicyRelatedField(policy=department_policy, many=True, required=False)
+    endpoint = AssistantEndpointField(required=False, allow_null=True)
 
     class Meta:
         model = Assistant

@@ -6,7 +6,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Department
+from accounts.policy import department_policy
+from accounts.serializers import PolicyRelatedField
 from core.models import AuditEntry
 
 from .ingestion.selectors import is_file_version, version_text
@@ -15,8 +16,9 @@ from .policy import knowledge_base_policy, request_knowledge_access
 
 
 class KnowledgeBaseSerializer(serializers.ModelSerializer):
+    department = PolicyRelatedField(policy=department_policy)
     department_code = serializers.CharField(source="department.code", read_only=True)
-    shared_with = serializers.PrimaryKeyRelatedField(queryset=Department.objects.all(), many=True, required=False)
+    shared_with = PolicyRelatedField(policy=department_policy, many=True, required=False)
 
     class Meta:
         model = KnowledgeBase
@@ -28,6 +30,8 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
 
 
 class KnowledgeBaseUpdateSerializer(KnowledgeBaseSerializer):
+    department = serializers.PrimaryKeyRelatedField(read_only=True)  # declared: read_only_fields skips it
+
     class Meta(KnowledgeBaseSerializer.Meta):
         read_only_fields = ["id", "department", "created_by", "created_at"]
 

@@ -87,6 +87,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: DRF's browsable API draws forms whose dropdowns list every row of a related field's
+    # table, whatever the policy. /api/docs/ (drf-spectacular's Swagger UI) is the API's HTML face.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     # A depth and size limit: a deeply nested body is a 400, never a RecursionError (core.parsers).
