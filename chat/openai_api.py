@@ -40,7 +40,8 @@ from accounts import limits
 from accounts.authentication import ApiKeyAuthentication
 from core.parsers import loads_limited
 
-from .pipeline import AnswerDelta, DoneEvent, ErrorEvent, ReasoningDelta, answer_stream, validate_question
+from .pipeline import (AnswerDelta, DoneEvent, ErrorEvent, ReasoningDelta, answer_stream, storable,
+                       unstorable_text_message, validate_question)
 from .policy import assistant_policy
 
 logger = logging.getLogger(__name__)
@@ -151,10 +152,14 @@ class ModelDetailView(OpenAIView):
 
 
 def _assistant(user, model: Any):
-    assistant = _usable_assistants(user).filter(name=model).first() if isinstance(model, str) else None
+    # A name the database cannot hold (a NUL, a lone surrogate) names no assistant.
+    valid = isinstance(model, str) and storable(model)
+    assistant = _usable_assistants(user).filter(name=model).first() if valid else None
     if assistant is None:
+        # Shown escaped: a lone surrogate has no UTF-8 (the response could not be encoded).
+        shown = str(model)[:200].encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
         raise OpenAIError(404, _("The model “%(model)s” does not exist or you do not have access to it.")
-                          % {"model": str(model)[:200]}, param="model", code="model_not_found")
+                          % {"model": shown}, param="model", code="model_not_found")
     return assistant
 
 
@@ -187,9 +192,12 @@ def parse_request(data: Any) -> dict:
         raise OpenAIError(400, _("“messages” must be a non-empty list."), param="messages")
     turns = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in ROLES:
             raise OpenAIError(400, _("Each message needs a role: user, assistant or system."), param=f"messages[{i}].role")
-        turns.append({"role": message["role"], "content": _text(message.get("content"), i)})
+        text = _text(message.get("content"), i)
+        if not storable(text):
+            raise OpenAIError(400, unstorable_text_message(), param=f"messages[{i}].content")
+        turns.append({"role": message["role"], "content": text})
     if turns[-1]["role"] != "user":
         raise OpenAIError(400, _("The last message must be the user's question."), param="messages")
     question = turns[-1]["content"]

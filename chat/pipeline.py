@@ -8,8 +8,8 @@ Public entry point::
 - `user`: the asking user. Retrieval always runs as this user (`search(user, ...)`), whatever the
   assistant is and whoever configured it; the assistant only narrows (its knowledge bases).
 - `assistant`: an Assistant the user may use (checked again here: ErrorEvent if not).
-- `question`: the new user turn (str). Empty or longer than MAX_QUESTION_CHARS → ErrorEvent,
-  nothing stored.
+- `question`: the new user turn (str). Empty, longer than MAX_QUESTION_CHARS or holding what the
+  database cannot store (a NUL, a lone surrogate) → ErrorEvent, nothing stored.
 - `history`: optional OpenAI-style [{"role": "user"|"assistant", "content": str}] of earlier
   turns (what /v1 receives). When None, the history is read from `conversation`.
 - `conversation`: a Conversation of this user to append to; None creates one (`channel` says
@@ -423,12 +423,26 @@ def _clean_history(history: list[dict] | None) -> list[dict]:
     return out
 
 
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """False for text PostgreSQL cannot store: a NUL, or a lone surrogate (it has no UTF-8)."""
+    return not _UNSTORABLE.search(text)
+
+
+def unstorable_text_message() -> str:
+    return _("The text contains a NUL character or an unpaired surrogate, which cannot be stored: remove it.")
+
+
 def validate_question(question: Any) -> str | None:
     if not isinstance(question, str) or not question.strip():
         return _("Ask a question first: the message is empty.")
     if len(question) > MAX_QUESTION_CHARS:
         return _("The question is too long (%(n)s characters; at most %(max)s).") % {
             "n": len(question), "max": MAX_QUESTION_CHARS}
+    if not storable(question):
+        return unstorable_text_message()
     return None
 
 

@@ -3,6 +3,8 @@ event), never a 500 and never someone else's conversation."""
 
 import pytest
 
+from chat.models import Message
+from chat.pipeline import answer
 from tests.conftest import login
 
 from .helpers import ask
@@ -45,3 +47,16 @@ def test_asking_in_someone_elses_or_a_huge_conversation_is_refused(kb_corpus, pe
     assert [t for t, _ in events] == ["error"]
     events = ask(client, company_assistant, "annual leave", conversation=HUGE)
     assert [t for t, _ in events] == ["error"]
+
+
+@pytest.mark.django_db
+def test_a_question_with_a_nul_or_a_lone_surrogate_is_a_clear_error_and_stores_nothing(kb_corpus, people,
+                                                                                     company_assistant):
+    client = login(people["credit_employee"])
+    client.raise_request_exception = False
+    events = ask(client, company_assistant, "Who approves loans\x00?")
+    assert [t for t, _ in events] == ["error"] and "NUL" in events[0][1]["message"]
+    # A form post cannot carry a lone surrogate (undecodable bytes become U+FFFD), other callers can.
+    final, _events = answer(user=people["credit_employee"], assistant=company_assistant, question="\ud800 loans?")
+    assert final.type == "error" and "surrogate" in final.message and final.message_id is None
+    assert not Message.objects.exists()
