@@ -43,8 +43,6 @@ class DepartmentViewSet(PolicyModelViewSet):
         return queryset.order_by("name")
 
     def perform_create(self, serializer):
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
         try:
             serializer.instance = services.department_create(
                 actor=self.request.user, ip=client_ip(self.request), **serializer.validated_data
@@ -53,8 +51,6 @@ class DepartmentViewSet(PolicyModelViewSet):
             raise drf_validation_error(exc) from exc
 
     def perform_update(self, serializer):
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
         try:
             serializer.instance = services.department_update(
                 actor=self.request.user,
@@ -69,7 +65,9 @@ class DepartmentViewSet(PolicyModelViewSet):
         from django.db.models import ProtectedError
 
         try:
-            instance.delete()
+            services.department_delete(actor=self.request.user, department=instance, ip=client_ip(self.request))
+        except DjangoValidationError as exc:
+            raise drf_validation_error(exc) from exc
         except ProtectedError as exc:
             raise ValidationError({"detail": "The department still has sub-departments or history."}) from exc
 

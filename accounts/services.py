@@ -16,7 +16,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 from core.audit import AuditAction, audit_log
 
 from .models import ApiKey, Department, DepartmentQuota, Membership, Role, User
-from .policy import department_policy, membership_policy, user_policy
+from .policy import department_policy, is_company_admin, membership_policy, user_policy
 
 
 @transaction.atomic
@@ -36,6 +36,12 @@ def department_create(
 def department_update(*, actor: Any, department: Department, ip: str | None = None, **fields: Any) -> Department:
     if not department_policy.user_has_permission_for_instance(actor, "change", department):
         raise PermissionDenied
+    # A department's admins may rename it; where it sits and its code are the company admins'.
+    if not is_company_admin(actor):
+        moved = [name for name in ("code", "parent") if name in fields and getattr(department, name) != fields[name]]
+        if moved:
+            raise ValidationError({name: _("Only company admins may change a department's code or parent.")
+                                   for name in moved})
     changed = {}
     for name in ("name", "name_zh", "code", "parent"):
         if name in fields and getattr(department, name) != fields[name]:
@@ -51,7 +57,8 @@ def department_update(*, actor: Any, department: Department, ip: str | None = No
 def department_delete(*, actor: Any, department: Department, ip: str | None = None) -> None:
     """Delete a department with its memberships and guardian grants, audited as one company-level
     row (the department row it would point at is gone). Refused while anything that must outlive
-    it refers to it: knowledge bases, sub-departments, or its audit history (append-only)."""
+    it refers to it: knowledge bases, sub-departments, assistants restricted to it (without it
+    they would be open to everyone), or its audit history (append-only)."""
     from core.models import AuditEntry
 
     if not department_policy.user_has_permission_for_instance(actor, "delete", department):
@@ -63,6 +70,12 @@ def department_delete(*, actor: Any, department: Department, ip: str | None = No
     if department.children.exists():
         raise ValidationError(_("Department “%(name)s” has sub-departments: move or remove them first.")
                               % {"name": department.name})
+    assistants = list(department.assistants.order_by("name").values_list("name", flat=True))
+    if assistants:
+        raise ValidationError(
+            _("Department “%(name)s” restricts the assistants %(assistants)s: change their departments or "
+              "remove them first.") % {"name": department.name, "assistants": ", ".join(f"“{a}”" for a in assistants)}
+        )
     if AuditEntry.objects.filter(department=department).exists():
         raise ValidationError(
             _("Department “%(name)s” has an audit history, which is kept for good: it cannot be deleted.")
@@ -216,8 +229,6 @@ def department_quota_set(
     ip: str | None = None,
 ) -> DepartmentQuota:
     """Set a department's chat limits (None: the settings default; 0: unlimited). Company admins only."""
-    from .policy import is_company_admin
-
     if not is_company_admin(actor):
         raise PermissionDenied
     for field, value in (("daily_tokens", daily_tokens), ("user_requests_per_minute", user_requests_per_minute)):
