@@ -449,7 +449,9 @@ def validate_question(question: Any) -> str | None:
 def answer_stream(*, user, assistant, question: str, history: list[dict] | None = None,
                   conversation: Conversation | None = None, stop_event: threading.Event | None = None,
                   regenerate: Message | None = None, channel: str = Channel.WEB,
-                  query_vector: list[float] | None = None) -> Iterator[ChatEvent]:
+                  query_vector: list[float] | None = None, charge: bool = True) -> Iterator[ChatEvent]:
+    """`charge=False`: not a use of the chat by its user (a fine-tuning evaluation's questions), so
+    its tokens are not charged to the user's department quota."""
     from .policy import assistant_policy
 
     started = time.perf_counter()
@@ -500,7 +502,7 @@ def answer_stream(*, user, assistant, question: str, history: list[dict] | None 
     yield StartEvent(conversation.pk, message.pk, user_message.pk if user_message else None)
     run = _Run(user=user, assistant=assistant, question=question, history=history_turns, message=message,
                cfg=cfg, stop_event=stop_event, started=started, query_vector=query_vector,
-               knowledge_bases=knowledge_bases)
+               knowledge_bases=knowledge_bases, charge=charge)
     yield from run.events()
 
 
@@ -508,8 +510,9 @@ class _Run:
     """One answer being produced; `finish()` is the only place that stores the outcome."""
 
     def __init__(self, *, user, assistant, question, history, message, cfg, stop_event, started, query_vector=None,
-                 knowledge_bases=None):
+                 knowledge_bases=None, charge=True):
         self.query_vector = query_vector
+        self.charge = charge
         self.knowledge_bases = knowledge_bases
         self.user, self.assistant, self.question, self.history = user, assistant, question, history
         self.message, self.cfg, self.stop_event, self.started = message, cfg, stop_event, started
@@ -674,7 +677,7 @@ class _Run:
         elif self.prompt and (raw or self.reasoning) and not all(self.usage.values()):
             self.usage = self._unreported_usage(raw)
         # A failure before anything was generated costs nothing; anything generated is charged.
-        charge = status != MessageStatus.FAILED or bool(raw or self.reasoning)
+        charge = self.charge and (status != MessageStatus.FAILED or bool(raw or self.reasoning))
         cited = set(cited_markers(answer))
         flagged = {n for f in changes["flagged"] for n in f["markers"]}
         message = self.message

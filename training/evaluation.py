@@ -43,7 +43,8 @@ def rag_answer_pipeline(*, question: str, version: ModelVersion, assistant, user
     evaluating.endpoint = ModelEndpoint(name="evaluation", kind=EndpointKind.FINETUNED, enabled=True, temperature=0.0)
     evaluating.retrieval_settings = {**(assistant.retrieval_settings or {}), "max_tokens": max_tokens}
     with model_version_serving(version):
-        final, events = chat_answer(user=user, assistant=evaluating, question=question, channel="api")
+        # An evaluation's questions are no use of the chat: they do not eat the department's quota.
+        final, events = chat_answer(user=user, assistant=evaluating, question=question, channel="api", charge=False)
     started = next((e for e in events if e.type == "start"), None)
     if started is not None:
         Conversation.objects.filter(pk=started.conversation_id).delete()

@@ -63,6 +63,10 @@ def test_rag_evaluation_asks_the_chat_pipeline_with_the_version_as_backend(ml, k
     # the evaluation's conversations are not left in anyone's history; the chat's active model is untouched
     assert not Conversation.objects.exists() and not Message.objects.exists()
     assert for_active_model() is None
+    # nor do its questions count as the author's department's chat usage (the daily token quota)
+    from accounts.models import UsageDay
+
+    assert not UsageDay.objects.exists()
 
 
 def test_rag_evaluation_serves_the_evaluated_version_through_the_pipeline(ml, kb_corpus, company_assistant, rag_dataset,
