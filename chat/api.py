@@ -22,7 +22,6 @@ from .pipeline import DEFAULT_SETTINGS
 from .policy import assistant_policy, endpoint_policy
 
 
-DEPARTMENTS_REFUSED = "Choose at least one department, each one where you manage knowledge."
 # What someone who may only use an assistant sees of it.
 USE_FIELDS = ("id", "name", "description", "is_default", "active")
 # retrieval_settings keys with a number: (smallest, largest, integer only).
@@ -70,31 +69,6 @@ class AssistantSerializer(serializers.ModelSerializer):
         if instance.pk not in configured:
             return {key: data[key] for key in USE_FIELDS}
         data["knowledge_bases"] = [pk for pk in data["knowledge_bases"] if pk in readable]
-        return data
-
-    def validate_knowledge_bases(self, value):
-        readable = set(knowledge_base_policy.readable_ids(self.context["request"].user))
-        if any(kb.pk not in readable for kb in value):
-            raise serializers.ValidationError("Only knowledge bases you may read can be attached.")
-        return value
-
-    def validate_departments(self, value):
-        if not assistant_policy.user_may_restrict_to(self.context["request"].user, value):
-            raise serializers.ValidationError(DEPARTMENTS_REFUSED)
-        return value
-
-    def validate_endpoint(self, value):
-        current = self.instance.endpoint_id if self.instance is not None else None
-        allowed = endpoint_policy.choices_for_assistant(self.context["request"].user, current)
-        if value is not None and not allowed.filter(pk=value.pk).exists():
-            raise serializers.ValidationError("Choose an enabled model endpoint.")
-        return value
-
-    def validate(self, data):
-        # A new assistant without departments is company-wide: an admin's to create.
-        if self.instance is None and "departments" not in data and not assistant_policy.user_may_restrict_to(
-                self.context["request"].user, []):
-            raise serializers.ValidationError({"departments": [DEPARTMENTS_REFUSED]})
         return data
 
     def validate_retrieval_settings(self, value):

@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-
 from retrieval.tokenize import tokenize
 
 from .text import Sentence, sentences

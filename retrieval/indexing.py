@@ -21,6 +21,7 @@ serialize among themselves on one advisory lock, which rules out deadlocks on ne
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter
 
 from django.db import connection, transaction
@@ -103,12 +104,15 @@ def scope_term_df(knowledge_base_ids: list[int], terms: list[str]) -> dict[str, 
         return {term: (term_id, df) for term_id, term, df in cursor.fetchall()}
 
 
+def bm25_idf(n: int, df: int) -> float:
+    """BM25's IDF of a term in `df` of `n` chunks (BM25+'s form, never negative)."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
 def term_idf(terms: list[str], knowledge_base_ids: list[int]) -> dict[str, float]:
     """BM25 IDF of each term over the searchable chunks of these knowledge bases (those the asker
     may read, as search counts them; unknown terms get the highest IDF), in one statement. Chat's
     extractive answers weigh the question's words with it."""
-    import math
-
     terms, ids = sorted(set(terms)), sorted(set(knowledge_base_ids))
     if not terms:
         return {}
@@ -118,7 +122,7 @@ def term_idf(terms: list[str], knowledge_base_ids: list[int]) -> dict[str, float
         rows = cursor.fetchall()
     n = int(rows[0][0]) if rows and rows[0][0] else 1
     df = {term: count for _, term, count in rows if term is not None}
-    return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
+    return {t: bm25_idf(n, df.get(t, 0)) for t in terms}
 
 
 def collection_statistics() -> tuple[int, int]:

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from knowledge.models import Chunk, EmbeddingSpace, EmbeddingSpaceStatus
 from knowledge.policy import knowledge_base_policy
 
-from .indexing import SCOPE_STATISTICS_SQL, SCOPE_TERM_DF_SQL
+from .indexing import bm25_idf, scope_statistics, scope_term_df
 from .tokenize import is_cjk, language, tokenize
 from .usage import record as record_returned
 
@@ -199,20 +199,16 @@ def _bm25_weights(query: str, cfg: dict, scope: Scope) -> tuple[list[int], list[
     terms = tokenize(query)
     if not terms or not scope.readable_kb_ids:
         return [], [], 0.0, 0.0
-    kb_ids = sorted(set(scope.readable_kb_ids))
-    with connection.cursor() as cursor:
-        # Base rows plus the deltas not rolled up yet (see retrieval/indexing.py).
-        cursor.execute(SCOPE_STATISTICS_SQL, [kb_ids, kb_ids])
-        n, total = cursor.fetchone()
-        if not n:
-            return [], [], 0.0, 0.0
-        cursor.execute(SCOPE_TERM_DF_SQL, [kb_ids, kb_ids, list(set(terms))])
-        found = [(term_id, term, df) for term_id, term, df in cursor.fetchall() if df > 0]
+    # Base rows plus the deltas not rolled up yet (see retrieval/indexing.py).
+    n, total = scope_statistics(scope.readable_kb_ids)
+    if not n:
+        return [], [], 0.0, 0.0
+    found = [(term_id, term, df) for term, (term_id, df) in scope_term_df(scope.readable_kb_ids, terms).items() if df > 0]
     counts = {t: terms.count(t) for t in set(terms)}
     ids, weights = [], []
     for term_id, term, df in found:
         ids.append(term_id)
-        weights.append(math.log(1 + (n - df + 0.5) / (df + 0.5)) * counts[term])
+        weights.append(bm25_idf(n, df) * counts[term])
     bound = sum(weights) * (cfg["k1"] + 1)
     return ids, weights, total / n, bound
 
@@ -573,8 +569,8 @@ def search(user, query: str, knowledge_bases=None, filters=None, k: int = 10, mo
     active = active_search_space()
     scope = _scope(user, knowledge_bases, filters)
     # Only a knowledge base the user may read lends its settings: an unreadable id answers like a missing one.
-    readable_ids = set(scope.kb_ids)
-    readable = None if knowledge_bases is None else [kb for kb in knowledge_bases if getattr(kb, "pk", kb) in readable_ids]
+    searched = set(scope.kb_ids)
+    readable = None if knowledge_bases is None else [kb for kb in knowledge_bases if getattr(kb, "pk", kb) in searched]
     cfg = settings_for(readable, active)
     if not query:
         return SearchResults(mode=mode, no_answer=True, threshold=_threshold(cfg, mode))
