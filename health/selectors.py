@@ -92,6 +92,10 @@ def open_conflict_count(*, user: Any) -> int:
     return conflict_policy.instances_user_has_permission_for(user, "view").filter(status=FindingStatus.OPEN).count()
 
 
+def open_carry_over_count(*, user: Any) -> int:
+    return carry_over_policy.instances_user_has_permission_for(user, "view").filter(status=FindingStatus.OPEN).count()
+
+
 def conflict_get(*, user: Any, pk: Any, action: str = "view") -> Conflict:
     return conflict_policy.instance_for_user(user, action, pk)
 
@@ -121,9 +125,9 @@ def overview(*, user: Any, days: int = 30) -> dict:
         "running_training_jobs": _running_training_jobs(user, departments),
         "documents_by_state": [(label, by_state.get(value, 0)) for value, label in DocumentState.choices],
         "pending_reviews": Review.objects.filter(document__in=documents, state=ReviewState.OPEN).count(),
-        "past_review_by": documents.exclude(state=DocumentState.ARCHIVED).filter(review_by__lt=today).count(),
-        "open_conflicts": conflicts.filter(status=FindingStatus.OPEN).count(),
-        "open_carry_overs": carry_overs.filter(status=FindingStatus.OPEN).count(),
+        "past_review_by": past_review_by_count(user=user),
+        "open_conflicts": open_conflict_count(user=user),
+        "open_carry_overs": open_carry_over_count(user=user),
         "gap_groups": gap_group_count(user=user),
         "unretrieved_documents": unretrieved_documents(user=user).count(),
         "unretrieved_days": unretrieved_days(),
@@ -362,9 +366,7 @@ def waiting_for(*, user: Any) -> list[Waiting]:
     if user_may_watch(user):
         items += [
             Waiting(open_conflict_count(user=user), _("Open conflicts"), reverse("health:conflicts")),
-            Waiting(carry_over_policy.instances_user_has_permission_for(user, "view")
-                    .filter(status=FindingStatus.OPEN).count(), _("May still state an old value"),
-                    reverse("health:carry_overs")),
+            Waiting(open_carry_over_count(user=user), _("May still state an old value"), reverse("health:carry_overs")),
             Waiting(past_review_by_count(user=user), _("Past their review-by date"), reverse("health:stale")),
             Waiting(gap_group_count(user=user), _("Unanswered question groups"), reverse("health:gaps")),
             Waiting(unread_count(user=user), _("Unread notifications"), reverse("health:notifications")),
