@@ -35,6 +35,19 @@ def _ts(value) -> int | None:
     return int(value.timestamp()) if value else None
 
 
+def _visible_version(user, pk: int | None) -> int | None:
+    """A model version's id (a parent, the previously active one), or None where `user` may not see
+    that version (then it answers like none; with no user nothing is shown)."""
+    if pk is None or user is None or not selectors.model_version_visible(user=user, pk=pk):
+        return None
+    return pk
+
+
+def _reader(serializer: serializers.Serializer):
+    request = serializer.context.get("request")
+    return request.user if request is not None else None
+
+
 class FineTuningJobSerializer(serializers.Serializer):
     def to_representation(self, job: FineTuningJob) -> dict:
         return {
@@ -55,7 +68,7 @@ class FineTuningJobSerializer(serializers.Serializer):
             "trained_tokens": job.trained_tokens or None,
             "error": {"message": job.error_message} if job.error_message else None,
             "suffix": job.suffix or None,
-            "parent_model_version": job.parent_version_id,
+            "parent_model_version": _visible_version(_reader(self), job.parent_version_id),
             "teacher": job.teacher or None,
             "seed": job.hyperparameters.get("seed"),
             "metrics": job.metrics,
@@ -90,7 +103,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
 
     def list(self, request):
         jobs = self.get_queryset()[: _int_param(request, "limit", 20, minimum=1, maximum=100)]
-        return Response({"object": "list", "data": [FineTuningJobSerializer(j).data for j in jobs], "has_more": False})
+        return Response({"object": "list", "data": [FineTuningJobSerializer(j, context=self.get_serializer_context()).data for j in jobs], "has_more": False})
 
     @extend_schema(request=FineTuningJobCreateSerializer, responses={201: FineTuningJobSerializer})
     def create(self, request):
@@ -111,7 +124,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
             raise drf_validation_error(exc) from None
         except DjangoPermissionDenied:
             raise PermissionDenied() from None
-        return Response(FineTuningJobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(FineTuningJobSerializer(job, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
@@ -119,7 +132,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
             job = services.fine_tuning_job_cancel(actor=request.user, job=self.get_object())
         except DjangoValidationError as exc:
             raise drf_validation_error(exc) from None
-        return Response(FineTuningJobSerializer(job).data)
+        return Response(FineTuningJobSerializer(job, context=self.get_serializer_context()).data)
 
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
@@ -127,7 +140,7 @@ class FineTuningJobViewSet(PolicyReadOnlyViewSet):
             job = services.fine_tuning_job_resume(actor=request.user, job=self.get_object())
         except DjangoValidationError as exc:
             raise drf_validation_error(exc) from None
-        return Response(FineTuningJobSerializer(job).data)
+        return Response(FineTuningJobSerializer(job, context=self.get_serializer_context()).data)
 
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
@@ -157,11 +170,15 @@ def checkpoint_json(checkpoint) -> dict:
 
 class ModelVersionSerializer(serializers.Serializer):
     def to_representation(self, version) -> dict:
+        parent = _visible_version(_reader(self), version.parent_id)
+        metadata = dict(version.metadata or {})
+        if metadata.get("parent") and parent is None:
+            metadata["parent"] = None  # its lineage names a version the reader may not see
         return {"object": "model", "id": version.pk, "name": version.name, "kind": version.kind, "method": version.method,
                 "base_model_path": version.base_model_path, "adapter_path": version.adapter_path or None,
-                "weights_path": version.weights_path or None, "parent": version.parent_id,
+                "weights_path": version.weights_path or None, "parent": parent,
                 "job": version.job.openai_id if version.job else None, "chat_template_sha256": version.chat_template_sha256 or None,
-                "created_at": _ts(version.created_at), "metadata": version.metadata}
+                "created_at": _ts(version.created_at), "metadata": metadata}
 
 
 class ActivateSerializer(serializers.Serializer):
@@ -188,7 +205,8 @@ class ModelVersionViewSet(PolicyReadOnlyViewSet):
             raise PermissionDenied(str(exc) or None) from None
         except DjangoValidationError as exc:
             return Response({"detail": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
-        return Response({"active": activation.version_id, "previous": activation.previous_id, "gate": activation.gate})
+        return Response({"active": activation.version_id, "previous": _visible_version(request.user, activation.previous_id),
+                         "gate": services.gate_for(user=request.user, gate=activation.gate)})
 
     @action(detail=False, methods=["post"])
     def restore_previous(self, request):
@@ -198,7 +216,7 @@ class ModelVersionViewSet(PolicyReadOnlyViewSet):
             raise PermissionDenied() from None
         except DjangoValidationError as exc:
             return Response({"detail": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
-        return Response({"active": activation.version_id, "previous": activation.previous_id})
+        return Response({"active": activation.version_id, "previous": _visible_version(request.user, activation.previous_id)})
 
     @action(detail=False, methods=["post"])
     def deactivate(self, request):
@@ -206,7 +224,7 @@ class ModelVersionViewSet(PolicyReadOnlyViewSet):
             activation = services.model_version_activate(actor=request.user, version=None, action="model_version_deactivate")
         except DjangoPermissionDenied:
             raise PermissionDenied() from None
-        return Response({"active": None, "previous": activation.previous_id})
+        return Response({"active": None, "previous": _visible_version(request.user, activation.previous_id)})
 
 
 class EvaluationSerializer(serializers.Serializer):

@@ -24,6 +24,12 @@ def fine_tuning_job_get(*, user: Any, pk: Any, action: str = "view") -> FineTuni
     return fine_tuning_job_policy.instance_for_user(user, action, pk)
 
 
+def model_version_visible(*, user: Any, pk: int | None) -> bool:
+    """Whether `user` may see model version `pk` (a job's or a version's parent they may not see is
+    shown as hidden: its name is another department's)."""
+    return pk is not None and model_version_policy.instances_user_has_permission_for(user, "view").filter(pk=pk).exists()
+
+
 def fine_tuning_event_list(*, job: FineTuningJob, after: int = 0, limit: int = 1000) -> list[FineTuningEvent]:
     return list(job.events.filter(id__gt=after).order_by("id")[:limit])
 

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from core.audit import audit_log
 from core.models import Job
@@ -31,7 +33,7 @@ from .models import (
     ModelVersionKind,
 )
 from .policy import dataset_version_policy
-from .policy_jobs import fine_tuning_job_policy, model_version_policy
+from .policy_jobs import evaluation_policy, fine_tuning_job_policy, model_version_policy
 
 KIND_VALIDATE = "training.validate"
 KIND_FINE_TUNE = "training.fine_tune"
@@ -337,6 +339,7 @@ def activation_gate(*, version: ModelVersion, active: ModelVersion | None) -> di
             if metric in evaluation.metrics and metric in other.metrics:
                 comparisons.append({
                     "dataset_version": key[0], "split": key[1], "metric": metric,
+                    "candidate_evaluation": evaluation.pk, "active_evaluation": other.pk,
                     "candidate": evaluation.metrics[metric], "active": other.metrics[metric],
                     "ok": evaluation.metrics[metric] >= other.metrics[metric],
                 })
@@ -348,6 +351,29 @@ def activation_gate(*, version: ModelVersion, active: ModelVersion | None) -> di
         "reason": "" if not worse else "; ".join(f"{c['metric']} {c['candidate']:.3f} < {c['active']:.3f}" for c in worse),
         "comparisons": comparisons,
     }
+
+
+def gate_for(*, user: Any, gate: dict) -> dict:
+    """The gate as `user` may read it: a comparison on an evaluation they may not see (its dataset is
+    another department's) is counted in `hidden`, not shown; the reason names only what they see.
+    The activation and its audit entry keep the whole gate."""
+    comparisons = gate.get("comparisons", [])
+    ids = {c[key] for c in comparisons for key in ("candidate_evaluation", "active_evaluation") if c.get(key)}
+    visible_ids = set(evaluation_policy.instances_user_has_permission_for(user, "view").filter(pk__in=ids).values_list("pk", flat=True))
+    shown = [c for c in comparisons if c.get("candidate_evaluation") in visible_ids and c.get("active_evaluation") in visible_ids]
+    hidden = [c for c in comparisons if c not in shown]
+    if not hidden:
+        return gate
+    worse = [c for c in shown if not c["ok"]]
+    reason = gate["reason"]
+    if not gate["passed"] and comparisons:
+        parts = [f"{c['metric']} {c['candidate']:.3f} < {c['active']:.3f}" for c in worse]
+        hidden_worse = sum(1 for c in hidden if not c["ok"])
+        if hidden_worse:
+            parts.append(ngettext("%(count)d metric on an evaluation you may not see",
+                                  "%(count)d metrics on evaluations you may not see", hidden_worse) % {"count": hidden_worse})
+        reason = "; ".join(parts)
+    return {**gate, "reason": reason, "comparisons": shown, "hidden": len(hidden)}
 
 
 class ActivationRefused(ValidationError):
@@ -371,8 +397,8 @@ def model_version_activate(*, actor: Any, version: ModelVersion | None, reason: 
         if not gate["passed"]:
             if not reason.strip():
                 raise ActivationRefused(
-                    f"Activation refused: evaluations are not at least as good as the active version's ({gate['reason']}). "
-                    "An admin may override with a reason."
+                    _("Activation refused: evaluations are not at least as good as the active version's (%(reason)s). "
+                      "An admin may override with a reason.") % {"reason": gate_for(user=actor, gate=gate)["reason"]}
                 )
             if not model_version_policy.user_has_permission(actor, "override_gate"):
                 raise PermissionDenied("Only an admin may override the evaluation gate.")

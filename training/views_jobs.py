@@ -95,6 +95,7 @@ def job_detail(request, pk):
         "last": last,
         "events_url": reverse("fine-tuning-job-events", kwargs={"pk": job.pk}),
         "may_change": fine_tuning_job_policy.user_has_permission_for_instance(request.user, "change", job),
+        "parent_visible": selectors.model_version_visible(user=request.user, pk=job.parent_version_id),
         "evaluations": selectors.evaluation_list(user=request.user).filter(model_version=job.fine_tuned_model)
         if job.fine_tuned_model else [],
     }

@@ -203,3 +203,75 @@ def test_the_activation_history_names_only_versions_the_viewer_may_see(ml, peopl
     assert "credit first" in shown and "hr wins" not in shown and "back to credit" not in shown
     assert "hr-bands-lora" not in shown
     assert "hr wins" in history(people["superuser"]) and "back to credit" in history(people["superuser"])
+
+
+def test_a_parent_version_the_viewer_may_not_see_is_not_named(ml, people, credit, hr, kb_corpus):
+    """A Credit job continued (by the company admin) from a version trained on HR knowledge: Credit's
+    admin sees the job and its model, not the parent's name or id, on the page or through the API."""
+    _hr_job, hr_model = hidden_hr_model(people, hr, kb_corpus)
+    job, child = credit_model(ml, credit)
+    FineTuningJob.objects.filter(pk=job.pk).update(parent_version=hr_model)
+    ModelVersion.objects.filter(pk=child.pk).update(
+        parent=hr_model, metadata={"parent": {"model_version": hr_model.pk, "name": hr_model.name, "kind": "adapter"}})
+    viewer = ml["credit_admin"]
+    page = login(viewer).get(f"/training/jobs/{job.pk}/").content.decode()
+    assert "hr-bands-lora" not in page and "a model version you may not see" in page
+    client = api(viewer)
+    response = client.get(f"/api/training/fine_tuning/jobs/{job.pk}/")
+    assert response.status_code == 200 and response.json()["parent_model_version"] is None
+    listed = client.get("/api/training/fine_tuning/jobs/").content.decode()
+    assert f'"parent_model_version":{hr_model.pk}' not in listed.replace(" ", "")
+    response = client.get(f"/api/training/models/{child.pk}/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["parent"] is None and body["metadata"]["parent"] is None and "hr-bands-lora" not in response.content.decode()
+    # whoever may see the parent sees it
+    admin = people["superuser"]
+    assert "hr-bands-lora" in login(admin).get(f"/training/jobs/{job.pk}/").content.decode()
+    body = api(admin).get(f"/api/training/models/{child.pk}/").json()
+    assert body["parent"] == hr_model.pk and body["metadata"]["parent"]["name"] == "hr-bands-lora"
+    assert api(admin).get(f"/api/training/fine_tuning/jobs/{job.pk}/").json()["parent_model_version"] == hr_model.pk
+
+
+def test_the_activation_gate_does_not_quote_evaluations_the_activator_may_not_see(ml, people, credit, hr, kb_corpus):
+    """The ML engineer (global training, no HR knowledge) activates a Credit version: the gate compares
+    it with the active one on a Credit dataset and on an HR one. The refusal names the HR figures only
+    as a count; the company admin reads them."""
+    from core.models import Job, JobStatus
+
+    active_job, active = credit_model(ml, credit)
+    candidate = ModelVersion.objects.create(name="credit-lora-2", kind="adapter", base_model_path="/x", job=active_job)
+    hidden_v = hidden_hr_version(people, hr, kb_corpus)
+
+    def succeeded(version, dataset_version, score):
+        done = Job.objects.create(kind="training.evaluate", queue="gpu", status=JobStatus.SUCCEEDED)
+        return Evaluation.objects.create(model_version=version, dataset_version=dataset_version, split="validation",
+                                         job=done, metrics={"exact_match": score})
+
+    succeeded(active, active_job.dataset_version, 0.5)
+    succeeded(candidate, active_job.dataset_version, 0.6)
+    succeeded(active, hidden_v, 0.987)
+    succeeded(candidate, hidden_v, 0.123)
+    services.model_version_activate(actor=people["superuser"], version=active, reason="first")
+    engineer = ml["ml_engineer"]
+    with pytest.raises(services.ActivationRefused) as refused:
+        services.model_version_activate(actor=engineer, version=candidate)
+    message = refused.value.messages[0]
+    assert "0.123" not in message and "0.987" not in message
+    assert "1 metric on an evaluation you may not see" in message
+    response = api(engineer).post(f"/api/training/models/{candidate.pk}/activate/", {}, format="json")
+    assert response.status_code == 409 and "0.987" not in response.content.decode()
+    page = login(engineer).post(f"/training/models/{candidate.pk}/activate/", follow=True).content.decode()
+    assert "0.987" not in page and "may not see" in page
+    with pytest.raises(services.ActivationRefused) as refused:
+        services.model_version_activate(actor=people["superuser"], version=candidate)
+    assert "exact_match 0.123 < 0.987" in refused.value.messages[0]
+    # when the gate passes, the response's gate leaves out the comparison the engineer may not see
+    succeeded(candidate, hidden_v, 0.99)
+    response = api(engineer).post(f"/api/training/models/{candidate.pk}/activate/", {}, format="json")
+    assert response.status_code == 200, response.content
+    gate = response.json()["gate"]
+    assert gate["passed"] and gate["hidden"] == 1 and len(gate["comparisons"]) == 1
+    assert "0.99" not in response.content.decode() and "0.987" not in response.content.decode()
+    # the activation keeps the whole gate
+    assert len(ModelActivation.objects.order_by("-id").first().gate["comparisons"]) == 2
