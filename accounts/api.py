@@ -161,7 +161,7 @@ class ApiKeyObtainView(APIView):
         except limits.RateLimited as refusal:
             raise Throttled(wait=refusal.retry_after, detail=refusal.message) from None
         user = authenticate(request, username=username, password=serializer.validated_data["password"])
-        if user is None:  # the failure is counted by the user_login_failed signal
+        if user is None:  # the failure stays counted (accounts.backends)
             raise ValidationError({"non_field_errors": [_("Unable to log in with provided credentials.")]})
         try:
             api_key, key = services.api_key_create(user=user, name=serializer.validated_data.get("name", ""), ip=ip)

@@ -10,17 +10,22 @@ def demo_accounts_enabled() -> bool:
 class DemoAwareModelBackend(ModelBackend):
     """Username/password login that refuses demo accounts unless DEBUG is on, and refuses
     everyone while their IP or username has failed too often (accounts.limits), on every
-    sign-in surface, the Django admin's included."""
+    sign-in surface, the Django admin's included. Every attempt is counted before its password is
+    checked and taken back when it succeeds, so what counts is the failures."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        from .limits import RateLimited, login_guard
+        from .limits import RateLimited, login_attempt
 
         ip = request.META.get("REMOTE_ADDR") if request is not None else None
         try:
-            login_guard(ip=ip, username=username or kwargs.get(self._username_field()))
+            # Counted before the password is checked, taken back when it is right.
+            take_back = login_attempt(ip=ip, username=username or kwargs.get(self._username_field()))
         except RateLimited:
-            raise PermissionDenied from None  # stops every backend; counted by user_login_failed
-        return super().authenticate(request, username=username, password=password, **kwargs)
+            raise PermissionDenied from None  # stops every backend
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None:
+            take_back()
+        return user
 
     @staticmethod
     def _username_field() -> str:

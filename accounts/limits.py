@@ -5,7 +5,8 @@
   this minute than allowed.
 - `usage_record(user=..., prompt_tokens=..., completion_tokens=..., latency_ms=...)`: after an
   answer, charges its tokens to the user's department for today.
-- `login_guard(...)` / `login_failed(...)`: failed logins per client IP and per username.
+- `login_attempt(...)` (in the authentication backend) / `login_guard(...)` (the pages' early
+  check): failed sign-ins per client IP and per username.
 
 Windows are fixed (aligned to the epoch), so the moment a refused client may ask again is exact:
 the end of the window, or the next midnight (settings.TIME_ZONE) for a daily quota.
@@ -17,6 +18,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -237,7 +239,8 @@ def _login_keys(ip: str | None, username: str | None) -> list[tuple[str, int]]:
 
 
 def login_guard(*, ip: str | None, username: str | None, now: datetime | None = None) -> None:
-    """Raise RateLimited when this IP or this username has failed too often in the window."""
+    """Raise RateLimited when this IP or this username has failed too often in the window (a check
+    the sign-in pages make first, for their 429 and its wait; `login_attempt` is what holds)."""
     now = now or timezone.now()
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     for key, limit in _login_keys(ip, username):
@@ -246,12 +249,32 @@ def login_guard(*, ip: str | None, username: str | None, now: datetime | None = 
             raise RateLimited("login", _retry(end, now), limit, end)
 
 
-def login_failed(*, ip: str | None, username: str | None, now: datetime | None = None) -> None:
-    for key, _limit in _login_keys(ip, username):
-        counter_hit(key, window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS, now=now)
+def login_attempt(*, ip: str | None, username: str | None, now: datetime | None = None) -> Callable[[], None]:
+    """Count one sign-in attempt for this IP and this username before the password is checked (one
+    atomic upsert per key), so that guesses sent in parallel cannot all pass a check made before any
+    of them failed. Raises RateLimited, the attempt not counted, when either is over its limit.
+    Returns the function that takes the attempt back when the password was right: what stays
+    counted is the failures."""
+    now = now or timezone.now()
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    counted: list[str] = []
+    for key, limit in _login_keys(ip, username):
+        count, end = counter_hit(key, window_seconds=window, now=now)
+        counted.append(key)
+        if count > limit:
+            _counters_take_back(counted, window_seconds=window, now=now)
+            raise RateLimited("login", _retry(end, now), limit, end)
+    return lambda: _counters_take_back(counted, window_seconds=window, now=now)
 
 
-def on_login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
-    """Receiver of django.contrib.auth's user_login_failed signal."""
-    ip = request.META.get("REMOTE_ADDR") if request is not None else None
-    login_failed(ip=ip, username=credentials.get("username"))
+def _counters_take_back(keys: list[str], *, window_seconds: int, now: datetime) -> None:
+    """One hit fewer for each key in the window of `now` (never under zero)."""
+    if not keys:
+        return
+    start, _end = _window(now, window_seconds)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _no_flush_wait(cursor)
+        cursor.execute(
+            f"UPDATE {_COUNTER} SET count = GREATEST(count - 1, 0) WHERE key = ANY(%s) AND window_start = %s",
+            [[key[:200] for key in keys], start],
+        )

@@ -147,6 +147,57 @@ def test_token_endpoint_is_rate_limited_with_retry_after(people, password, setti
     assert RateLimitCounter.objects.filter(key="login:user:hr_employee").get().count == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_guesses_sent_in_parallel_cannot_pass_the_username_limit(people, password, settings, monkeypatch):
+    """Eight wrong passwords for one username at once, with a limit of 3: only 3 are checked. (Counted
+    after the check, every one passed the early check while none had failed yet.)"""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from accounts.models import User
+
+    settings.LOGIN_FAILURES_PER_USERNAME = 3
+    settings.LOGIN_FAILURES_PER_IP = 100
+    checked = []
+    real_check = User.check_password
+
+    def slow_check(user, raw):
+        checked.append(raw)
+        time.sleep(0.5)  # a hasher's time, long enough for every guess to arrive meanwhile
+        return real_check(user, raw)
+
+    monkeypatch.setattr(User, "check_password", slow_check)
+    barrier = threading.Barrier(8)
+
+    def guess(i):
+        try:
+            barrier.wait()
+            return Client().post("/accounts/login/", {"username": "credit_employee", "password": f"wrong{i}"}).status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(guess, range(8)))
+    assert codes.count(200) + codes.count(429) == 8
+    assert len(checked) == 3
+    assert RateLimitCounter.objects.get(key="login:user:credit_employee").count == 3
+    assert Client().post("/accounts/login/", {"username": "credit_employee", "password": password}).status_code == 429
+
+
+def test_successful_sign_ins_do_not_count(people, password, settings):
+    settings.LOGIN_FAILURES_PER_USERNAME = 2
+    for _ in range(4):
+        assert Client().post("/accounts/login/", {"username": "hr_employee", "password": password}).status_code == 302
+    assert Client().post("/accounts/login/", {"username": "hr_employee", "password": "bad"}).status_code == 200
+    assert Client().post("/accounts/login/", {"username": "hr_employee", "password": password}).status_code == 302
+    assert RateLimitCounter.objects.get(key="login:user:hr_employee").count == 1
+    assert APIClient().post("/api/auth/token/", {"username": "hr_employee", "password": password}).status_code == 200
+    assert RateLimitCounter.objects.get(key="login:user:hr_employee").count == 1
+
+
 @pytest.mark.parametrize("payload", [{}, {"username": "x" * 5000, "password": "y"}, {"username": "a", "password": ""}])
 def test_token_endpoint_bad_input_is_a_400(db, payload):
     assert APIClient().post("/api/auth/token/", payload).status_code == 400
