@@ -1,9 +1,11 @@
 from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -121,9 +123,33 @@ class UserViewSet(PolicyReadOnlyViewSet):
 
     policy = user_policy
     serializer_class = UserSerializer
+    policy_actions = {"deactivate": "change", "reactivate": "change"}
 
     def refine_queryset(self, queryset):
         return queryset.order_by("username")
+
+    @extend_schema(request=None, responses={200: UserSerializer})
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request, pk=None):
+        """Company admins: the account can no longer sign in, its sessions end and its API keys are revoked."""
+        return self._set_active(request, active=False)
+
+    @extend_schema(request=None, responses={200: UserSerializer})
+    @action(detail=True, methods=["post"])
+    def reactivate(self, request, pk=None):
+        """Company admins: the account may sign in again (its revoked API keys stay revoked)."""
+        return self._set_active(request, active=True)
+
+    def _set_active(self, request, *, active: bool) -> Response:
+        person = self.get_object()
+        try:
+            services.user_set_active(actor=request.user, user=person, active=active, ip=client_ip(request))
+        except DjangoPermissionDenied:
+            raise PermissionDenied() from None
+        except DjangoValidationError as exc:
+            raise drf_validation_error(exc) from exc
+        person.refresh_from_db()
+        return Response(UserSerializer(person).data)
 
 
 

@@ -135,6 +135,30 @@ def user_create(
 
 
 @transaction.atomic
+def user_set_active(*, actor: Any, user: User, active: bool, ip: str | None = None) -> int:
+    """Deactivate an account (someone who left) or reactivate it; company admins only, never their
+    own, and only a superuser changes a superuser. A deactivated user cannot sign in, their sessions
+    end on their next request (the backend refuses inactive users) and every active API key of
+    theirs is revoked, so reactivating does not bring old keys back. Returns the keys revoked."""
+    if not user_policy.user_has_permission_for_instance(actor, "change", user):
+        raise PermissionDenied
+    if user.pk == actor.pk:
+        raise ValidationError(_("You cannot deactivate your own account."))
+    if user.is_superuser and not actor.is_superuser:
+        raise PermissionDenied
+    user = User.objects.select_for_update().get(pk=user.pk)
+    revoked = 0
+    if not active:
+        revoked = ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if user.is_active != active:
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        audit_log(actor=actor, action=AuditAction.PERMISSION_CHANGE, obj=user, ip=ip,
+                  event="user_activated" if active else "user_deactivated", user=user.username, api_keys_revoked=revoked)
+    return revoked
+
+
+@transaction.atomic
 def membership_set(*, actor: Any, user: User, department: Department, role: str, ip: str | None = None) -> Membership:
     """Give `user` `role` in `department`, replacing the role they had there."""
     from .policy import Capability, user_has_capability

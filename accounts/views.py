@@ -3,9 +3,11 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views import i18n
 from django.views.decorators.http import require_POST
 
@@ -99,6 +101,7 @@ def _people_context(request, **forms):
         "people": selectors.people_list(user=user),
         "can_add_department": department_policy.user_has_permission(user, "add"),
         "can_add_user": user_policy.user_has_permission(user, "add"),
+        "can_change_users": is_company_admin(user),
         "department_form": DepartmentForm(prefix="dept"),
         "user_form": UserCreateForm(prefix="user", departments=managed),
         "membership_form": MembershipForm(
@@ -146,6 +149,33 @@ def user_create(request):
             messages.success(request, _("User “%(name)s” was created.") % {"name": new_user.username})
             return redirect("people:index")
     return render(request, "accounts/people.html", _people_context(request, user_form=form), status=400)
+
+
+@require_POST
+def user_set_active(request, pk):
+    """Deactivate or reactivate an account (POST active=0 or 1)."""
+    _require_people_admin(request)
+    person = user_policy.instance_for_user(request.user, "change", pk)
+    active = request.POST.get("active") == "1"
+    try:
+        revoked = services.user_set_active(actor=request.user, user=person, active=active, ip=client_ip(request))
+    except PermissionDenied:
+        messages.error(request, _("You may not change this account."))
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        if active:
+            messages.success(request, _("%(name)s may sign in again. Their old API keys stay revoked.") % {"name": person.username})
+        else:
+            messages.success(request, ngettext(
+                "%(name)s was deactivated: they can no longer sign in, and %(n)d API key was revoked.",
+                "%(name)s was deactivated: they can no longer sign in, and %(n)d API keys were revoked.", revoked,
+            ) % {"name": person.username, "n": revoked})
+    if request.htmx:  # the confirmed htmx post: the whole page again, with its message
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("people:index")
+        return response
+    return redirect("people:index")
 
 
 @require_POST
