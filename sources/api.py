@@ -37,8 +37,8 @@ class SourceViewSet(PolicyModelViewSet):
     policy = source_policy
     serializer_class = SourceSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    policy_actions = {"sync": "sync", "syncs": "view"}
-    actions_without_body = frozenset({"sync"})
+    policy_actions = {"sync": "sync", "syncs": "view", "run_as_me": "change"}
+    actions_without_body = frozenset({"sync", "run_as_me"})
 
     def refine_queryset(self, queryset):
         queryset = queryset.select_related("knowledge_base", "created_by", "last_sync__requested_by").order_by("name", "id")
@@ -88,6 +88,13 @@ class SourceViewSet(PolicyModelViewSet):
         source = self.get_object()
         sync = services.source_sync_request(actor=request.user, source=source)
         return Response(SourceSyncSerializer(sync).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Run this source's syncs as me (a source whose creator left)", request=None,
+                   responses=SourceSerializer)
+    @action(detail=True, methods=["post"], url_path="run-as-me", url_name="run-as-me")
+    def run_as_me(self, request, pk=None):
+        source = services.source_run_as(actor=request.user, source=self.get_object(), ip=client_ip(request))
+        return Response(SourceSerializer(source).data)
 
     @extend_schema(summary="The sync history of this source", responses=SourceSyncSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="syncs", url_name="syncs")

@@ -175,6 +175,28 @@ def source_update(*, actor: Any, source: Source, ip: str | None = None, **fields
     return locked
 
 
+def source_runner_may_sync(source: Source) -> bool:
+    """Whether the user syncs run as (the creator, or who took the source over) may still sync it."""
+    return source.created_by is not None and source_policy.user_has_permission_for_instance(source.created_by, "sync", source)
+
+
+@transaction.atomic
+def source_run_as(*, actor: Any, source: Source, ip: str | None = None) -> Source:
+    """From now on the source's syncs run as `actor`, a manager of its knowledge base: for a source
+    whose creator left or no longer manages it. Nothing stored is shown to `actor`, who could
+    already edit the source and sync it; audited with the previous runner."""
+    _require(source_policy.user_has_permission_for_instance(actor, "change", source))
+    locked = Source.objects.select_for_update().select_related("knowledge_base__department", "created_by").get(pk=source.pk)
+    previous = locked.created_by
+    if previous is not None and previous.pk == actor.pk:
+        return locked
+    locked.created_by = actor
+    locked.save(update_fields=["created_by", "updated_at"])
+    audit_log(actor=actor, action=AuditAction.EDIT, obj=locked, department=locked.knowledge_base.department, ip=ip,
+              changed=["runs_as"], previous_runner=previous.username if previous else None, runner=actor.username)
+    return locked
+
+
 @transaction.atomic
 def source_delete(*, actor: Any, source: Source, ip: str | None = None) -> None:
     """Deleting a source keeps its documents; only the mapping and the sync history go."""

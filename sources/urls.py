@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/", views.source_detail, name="detail"),
     path("<int:pk>/edit/", views.source_edit, name="edit"),
     path("<int:pk>/sync/", views.source_sync, name="sync"),
+    path("<int:pk>/run-as-me/", views.source_run_as_me, name="run_as_me"),
     path("<int:pk>/delete/", views.source_delete, name="delete"),
     path("allowed-hosts/", views.allowed_hosts, name="allowed_hosts"),
     path("allowed-hosts/<int:pk>/delete/", views.allowed_host_delete, name="allowed_host_delete"),

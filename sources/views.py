@@ -71,7 +71,7 @@ def source_detail(request, pk):
     source = selectors.source_get(user=request.user, pk=pk)
     syncs = selectors.sync_list(user=request.user, source=source)
     context = {"source": source, "knowledge_base": source.knowledge_base, "syncs": syncs,
-               "records": source.records.count()}
+               "records": source.records.count(), "runner_may_sync": services.source_runner_may_sync(source)}
     if request.htmx and request.htmx.target == "sync-history":
         return render(request, "sources/_sync_history.html", context)
     return render(request, "sources/source_detail.html", context)
@@ -82,6 +82,14 @@ def source_sync(request, pk):
     source = selectors.source_get(user=request.user, pk=pk)
     services.source_sync_request(actor=request.user, source=source)
     messages.success(request, _("A sync was queued."))
+    return redirect("sources:detail", pk=source.pk)
+
+
+@require_POST
+def source_run_as_me(request, pk):
+    source = selectors.source_get(user=request.user, pk=pk)
+    services.source_run_as(actor=request.user, source=source, ip=client_ip(request))
+    messages.success(request, _("The source's syncs now run as you."))
     return redirect("sources:detail", pk=source.pk)
 
 

@@ -221,3 +221,53 @@ def test_the_statement_check_reads_comments_as_each_dialect_does(dialect, query,
         assert read_statement_error(query, dialect) == (
             f"A source query must be a SELECT (or WITH, VALUES, TABLE) statement; this one starts with “{word}”."
         )
+
+
+def test_a_source_whose_creator_left_is_taken_over_by_another_manager(kb, manager, people, credit, tmp_path, settings):
+    """The creator is deactivated (offboarding): syncs fail and the page says why; another manager of
+    the knowledge base runs them as themselves and they work again. Audited; other departments'
+    managers cannot."""
+    import sqlite3
+
+    from rest_framework.test import APIClient
+
+    from accounts.models import Role
+    from accounts.services import user_set_active
+    from core.models import AuditEntry
+    from tests.conftest import login
+    from tests.factories import member
+
+    settings.SOURCES_SQLITE_DIR = str(tmp_path)
+    path = tmp_path / "faq.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT)")
+        db.execute("INSERT INTO faq VALUES ('A1', 'How?', 'Like this.')")
+    source = source_create(
+        actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="FAQ", dsn=f"sqlite:///{path}",
+        query="SELECT * FROM faq", key_field="code", title_template="{q}", body_template="{a}",
+    )
+    user_set_active(actor=people["superuser"], user=manager, active=False)
+    sync = source_sync(source_id=source.pk)
+    assert sync.status == SyncStatus.FAILED and "no longer manages" in sync.error
+    successor = member(credit, Role.KNOWLEDGE_MANAGER, "credit_manager_2")
+    client = login(successor)
+    page = client.get(f"/sources/{source.pk}/").content.decode()
+    assert 'data-testid="runner-cannot-sync"' in page and 'data-action="run-as-me"' in page
+    # another department's manager sees no such source
+    assert login(people["hr_manager"]).post(f"/sources/{source.pk}/run-as-me/").status_code == 404
+    response = client.post(f"/sources/{source.pk}/run-as-me/", follow=True)
+    assert "now run as you" in response.content.decode()
+    assert 'data-testid="runner-cannot-sync"' not in response.content.decode()
+    assert Source.objects.get(pk=source.pk).created_by_id == successor.pk
+    assert source_sync(source_id=source.pk).created == 1
+    entry = AuditEntry.objects.filter(details__changed=["runs_as"]).get()
+    assert entry.details["previous_runner"] == "credit_manager" and entry.details["runner"] == "credit_manager_2"
+    # through the API too (idempotent for the runner)
+    api = APIClient()
+    api.force_authenticate(successor)
+    response = api.post(f"/api/sources/{source.pk}/run-as-me/")
+    assert response.status_code == 200 and response.json()["created_by"] == "credit_manager_2"
+    hr = APIClient()
+    hr.force_authenticate(people["hr_manager"])
+    assert hr.post(f"/api/sources/{source.pk}/run-as-me/").status_code == 404
+    assert AuditEntry.objects.filter(details__changed=["runs_as"]).count() == 1
