@@ -3,7 +3,9 @@
 Two template styles: `{column}` placeholders (a plain substitution, no attribute access, unlike
 str.format), or Django template syntax when the text contains `{{` or `{%`. Django templates run
 in a separate engine with no loaders, no extra tag libraries and no autoescape (the output is
-Markdown, sanitized when rendered); the context holds only the record's plain values.
+Markdown, sanitized when rendered); the context holds only the record's plain values. Tags and
+filters that could make one record's text huge or reach outside the record are refused or capped
+(sources.template_builtins), at save where the template alone shows it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ class TemplateError(ValueError):
 
 @lru_cache(maxsize=1)
 def _engine() -> Engine:
-    return Engine(dirs=[], app_dirs=False, libraries={}, autoescape=False, string_if_invalid="", loaders=[])
+    # Django's builtins, then sources.template_builtins over them: tags that reach files, URLs or
+    # make text out of nothing are refused, filters that pad to a width are capped.
+    builtins = [*Engine.default_builtins, "sources.template_builtins"]
+    return Engine(dirs=[], app_dirs=False, libraries={}, builtins=builtins, autoescape=False, string_if_invalid="",
+                  loaders=[])
 
 
 @lru_cache(maxsize=256)
@@ -46,7 +52,13 @@ def is_django_syntax(template: str) -> bool:
 
 def validate_template(template: str) -> None:
     if is_django_syntax(template):
-        _compile(template)
+        compiled = _compile(template)
+        try:  # once on an empty record: a capped filter's literal argument fails here, at save
+            compiled.render(Context({}, autoescape=False))
+        except TemplateSyntaxError as exc:
+            raise TemplateError(_("Template error: %(error)s") % {"error": exc}) from None
+        except Exception:  # noqa: BLE001 (filters that need a real value are the record's business)
+            pass
 
 
 def plain(value: Any) -> Any:
@@ -76,7 +88,10 @@ def _text(value: Any) -> str:
 
 def render(template: str, record: dict[str, Any]) -> str:
     if is_django_syntax(template):
-        return _compile(template).render(Context(record, autoescape=False))
+        try:
+            return _compile(template).render(Context(record, autoescape=False))
+        except TemplateSyntaxError as exc:  # a capped filter's argument that came from the record
+            raise TemplateError(_("Template error: %(error)s") % {"error": exc}) from None
 
     def substitute(match: re.Match) -> str:
         name = match.group(1)

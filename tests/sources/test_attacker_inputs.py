@@ -85,3 +85,44 @@ def test_an_archive_entry_with_a_name_longer_than_the_filesystem_takes(people, c
     stored = version.original_file.name.rsplit("/", 1)[1]
     assert len(stored.encode()) <= 200 and stored.endswith(".md") and stored.startswith("报告")
     assert version.original_file.read().startswith(b"# Quarterly report")
+
+
+@pytest.mark.parametrize("template, message", [
+    ('{{ q|ljust:"2000000000" }}', "A width over 1000"),
+    ('{{ q|center:"99999999" }}', "A width over 1000"),
+    ('{{ q|stringformat:"999999999s" }}', "A width over 1000"),
+    ('{{ q|floatformat:"99999" }}', "More than 50 decimals"),
+    ("{% lorem 100000000 w %}", "“lorem” is not available"),
+    ("{% debug %}", "“debug” is not available"),
+])
+def test_a_template_that_would_make_a_huge_document_is_refused_at_save(kb, people, template, message, tmp_path, settings):
+    """One line of template could make every record gigabytes long and take the ingest worker down."""
+    import sqlite3
+
+    settings.SOURCES_SQLITE_DIR = str(tmp_path)
+    path = tmp_path / "faq.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT)")
+    with pytest.raises(ValidationError) as refused:
+        source_create(actor=people["credit_manager"], knowledge_base=kb, kind=SourceKind.SQL, name="FAQ",
+                      dsn=f"sqlite:///{path}", query="SELECT * FROM faq", key_field="code", title_template="{q}",
+                      body_template=template)
+    assert message in str(refused.value)
+
+
+def test_a_width_that_comes_from_the_record_fails_that_record_only(kb, people, tmp_path, settings):
+    import sqlite3
+
+    settings.SOURCES_SQLITE_DIR = str(tmp_path)
+    path = tmp_path / "faq.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT, w INTEGER)")
+        db.execute("INSERT INTO faq VALUES ('A1', 'How?', 'Like this.', 12), ('A2', 'Why?', 'Because.', 2000000000)")
+    source = source_create(
+        actor=people["credit_manager"], knowledge_base=kb, kind=SourceKind.SQL, name="FAQ", dsn=f"sqlite:///{path}",
+        query="SELECT * FROM faq", key_field="code", title_template="{q}", body_template="{{ a|ljust:w }}|",
+    )
+    sync = source_sync(source_id=source.pk)
+    assert sync.created == 1 and sync.failed == 1
+    assert "A width over 1000" in sync.record_errors[0]["error"]
+    assert DocumentVersion.objects.filter(document__knowledge_base=kb).get().content.startswith("Like this.  |")
