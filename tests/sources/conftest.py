@@ -132,3 +132,30 @@ def http_server():
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+@pytest.fixture
+def faq_db(tmp_path, settings):
+    """An allowed SQLite file with a `faq` table (code, q, a, w); returns a function that adds rows
+    and the DSN in `faq_db.dsn`."""
+    import sqlite3
+
+    settings.SOURCES_SQLITE_DIR = str(tmp_path)
+    path = tmp_path / "faq.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT, w INTEGER)")
+
+    def add(*rows):
+        with sqlite3.connect(path) as db:
+            db.executemany("INSERT INTO faq VALUES (?, ?, ?, ?)", [(*row, None)[:4] for row in rows])
+
+    add.dsn = f"sqlite:///{path}"
+    return add
+
+
+def faq_source(actor, kb, dsn, **overrides):
+    from sources.services import source_create
+
+    fields = {"name": "FAQ", "dsn": dsn, "query": "SELECT * FROM faq", "key_field": "code", "title_template": "{q}",
+              "body_template": "{a}", **overrides}
+    return source_create(actor=actor, knowledge_base=kb, kind=SourceKind.SQL, **fields)

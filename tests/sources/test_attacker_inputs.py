@@ -15,6 +15,7 @@ from knowledge.models import DocumentVersion
 from sources.models import AllowedHost, SourceKind
 from sources.services import source_create, source_sync, source_update
 from tests.factories import KnowledgeBaseFactory, member
+from tests.sources.conftest import faq_source
 
 pytestmark = pytest.mark.django_db
 
@@ -95,33 +96,16 @@ def test_an_archive_entry_with_a_name_longer_than_the_filesystem_takes(people, c
     ("{% lorem 100000000 w %}", "“lorem” is not available"),
     ("{% debug %}", "“debug” is not available"),
 ])
-def test_a_template_that_would_make_a_huge_document_is_refused_at_save(kb, people, template, message, tmp_path, settings):
+def test_a_template_that_would_make_a_huge_document_is_refused_at_save(kb, people, template, message, faq_db):
     """One line of template could make every record gigabytes long and take the ingest worker down."""
-    import sqlite3
-
-    settings.SOURCES_SQLITE_DIR = str(tmp_path)
-    path = tmp_path / "faq.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT)")
     with pytest.raises(ValidationError) as refused:
-        source_create(actor=people["credit_manager"], knowledge_base=kb, kind=SourceKind.SQL, name="FAQ",
-                      dsn=f"sqlite:///{path}", query="SELECT * FROM faq", key_field="code", title_template="{q}",
-                      body_template=template)
+        faq_source(people["credit_manager"], kb, faq_db.dsn, body_template=template)
     assert message in str(refused.value)
 
 
-def test_a_width_that_comes_from_the_record_fails_that_record_only(kb, people, tmp_path, settings):
-    import sqlite3
-
-    settings.SOURCES_SQLITE_DIR = str(tmp_path)
-    path = tmp_path / "faq.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT, w INTEGER)")
-        db.execute("INSERT INTO faq VALUES ('A1', 'How?', 'Like this.', 12), ('A2', 'Why?', 'Because.', 2000000000)")
-    source = source_create(
-        actor=people["credit_manager"], knowledge_base=kb, kind=SourceKind.SQL, name="FAQ", dsn=f"sqlite:///{path}",
-        query="SELECT * FROM faq", key_field="code", title_template="{q}", body_template="{{ a|ljust:w }}|",
-    )
+def test_a_width_that_comes_from_the_record_fails_that_record_only(kb, people, faq_db):
+    faq_db(("A1", "How?", "Like this.", 12), ("A2", "Why?", "Because.", 2000000000))
+    source = faq_source(people["credit_manager"], kb, faq_db.dsn, body_template="{{ a|ljust:w }}|")
     sync = source_sync(source_id=source.pk)
     assert sync.created == 1 and sync.failed == 1
     assert "A width over 1000" in sync.record_errors[0]["error"]

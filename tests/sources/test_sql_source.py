@@ -6,6 +6,7 @@ from django.db import connection
 from knowledge.models import Document, DocumentVersion
 from sources.models import Source, SourceKind, SourceRecord, SyncStatus
 from sources.services import source_create, source_sync, source_update
+from tests.sources.conftest import faq_source
 
 
 def sql_source(kb, manager, rows, **overrides):
@@ -218,12 +219,10 @@ def test_the_statement_check_reads_comments_as_each_dialect_does(dialect, query,
         )
 
 
-def test_a_source_whose_creator_left_is_taken_over_by_another_manager(kb, manager, people, credit, tmp_path, settings):
+def test_a_source_whose_creator_left_is_taken_over_by_another_manager(kb, manager, people, credit, faq_db):
     """The creator is deactivated (offboarding): syncs fail and the page says why; another manager of
     the knowledge base runs them as themselves and they work again. Audited; other departments'
     managers cannot."""
-    import sqlite3
-
     from rest_framework.test import APIClient
 
     from accounts.models import Role
@@ -232,15 +231,8 @@ def test_a_source_whose_creator_left_is_taken_over_by_another_manager(kb, manage
     from tests.conftest import login
     from tests.factories import member
 
-    settings.SOURCES_SQLITE_DIR = str(tmp_path)
-    path = tmp_path / "faq.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE faq (code TEXT, q TEXT, a TEXT)")
-        db.execute("INSERT INTO faq VALUES ('A1', 'How?', 'Like this.')")
-    source = source_create(
-        actor=manager, knowledge_base=kb, kind=SourceKind.SQL, name="FAQ", dsn=f"sqlite:///{path}",
-        query="SELECT * FROM faq", key_field="code", title_template="{q}", body_template="{a}",
-    )
+    faq_db(("A1", "How?", "Like this."))
+    source = faq_source(manager, kb, faq_db.dsn)
     user_set_active(actor=people["superuser"], user=manager, active=False)
     sync = source_sync(source_id=source.pk)
     assert sync.status == SyncStatus.FAILED and "no longer manages" in sync.error
