@@ -31,7 +31,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from bench.retrieval_pools import load, ranking  # noqa: E402
+from bench.retrieval_pools import bound_of, load, ranking  # noqa: E402
 from retrieval import search as search_module  # noqa: E402
 from retrieval.evaluation import first_relevant_rank, summarize  # noqa: E402
 
@@ -41,8 +41,10 @@ METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10")
 def grid() -> list[dict]:
     """BM25 scaled by its bound with min-max cosines (weights 3 to 8; for 3 to 5 also a minimum span
     of 0.03 to 0.08) or cosines over a floor (weights 1 to 3); BM25 scaled by the best candidate's
-    score (weights 1 to 3); each with the cross-language BM25 weight 0.5, 0.75 or 1. Every setting
-    names every fusion knob, so the model's current values never leak into the grid."""
+    score (weights 1 to 3); each with the cross-language BM25 weight 0.5, 0.75 or 1, and with the
+    bound counting the question's unknown words or not (bm25_bound_unknown; pools dumped since the
+    ninth session hold both bounds). Every setting names every fusion knob, so the model's current
+    values never leak into the grid."""
     shapes = [{"bm25_norm": "bound", "dense_norm": "minmax", "bm25": w} for w in (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 8.0)]
     shapes += [{"bm25_norm": "bound", "dense_norm": "minmax", "dense_min_span": m, "bm25": w}
                for m in (0.03, 0.04, 0.05, 0.06, 0.07, 0.08) for w in (3.0, 3.5, 4.0, 4.5, 5.0)]
@@ -50,8 +52,8 @@ def grid() -> list[dict]:
                for w in (1.0, 1.5, 2.0, 3.0) for f in (0.7, 0.75, 0.8)]
     shapes += [{"bm25_norm": "max", "dense_norm": "minmax", "bm25": w} for w in (1.0, 1.5, 2.0, 2.5, 3.0)]
     settings = []
-    for shape, cross in itertools.product(shapes, (0.5, 0.75, 1.0)):
-        setting = {"fusion": "weighted", "dense_min_span": 0.0, "dense_floor": 0.0,
+    for shape, cross, unknown in itertools.product(shapes, (0.5, 0.75, 1.0), (False, True)):
+        setting = {"fusion": "weighted", "dense_min_span": 0.0, "dense_floor": 0.0, "bm25_bound_unknown": unknown,
                    **{k: v for k, v in shape.items() if k != "bm25"}}
         settings.append({**setting, "weights": {"bm25": shape["bm25"], "dense": 1.0}, "bm25_weight_cross_language": cross})
     return settings
@@ -64,7 +66,7 @@ def score(pools: list, setting: dict) -> dict:
         ranks = {"bm25": [], "dense": [], "hybrid": []}
         for row in rows:
             languages = {cid: chunks[cid][2] for cid in row["bm25"] | row["dense"]}
-            fused = search_module.fuse_with(cfg, row["question"], row["bm25"], row["dense"], row["bound"],
+            fused = search_module.fuse_with(cfg, row["question"], row["bm25"], row["dense"], bound_of(row, cfg),
                                             weights=cfg["weights"], languages=languages)
             gold = set(row["gold"])
             for mode, scores in (("bm25", row["bm25"]), ("dense", row["dense"]), ("hybrid", fused)):

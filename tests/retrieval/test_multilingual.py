@@ -62,11 +62,15 @@ def test_a_chinese_question_finds_the_english_policy_and_the_reverse(bilingual, 
     assert results[0].document.pk == bilingual["loan"].pk
     assert results[0].retrievers["dense"].rank == 1  # found by meaning: BM25 shares no word with it
     # No word of this question is in the credit knowledge base, which is all this employee's
-    # BM25 statistics count: the answer is the dense retriever's. (Asked "How many days of paid
-    # annual leave do employees get?", the five-passage knowledge base's one "day" match outranks
-    # it; before BM25 counted per reader, HR's "employees" had lowered that match's share.)
+    # BM25 statistics count: the answer is the dense retriever's.
     results = search(employee, "What is the annual leave entitlement for staff?")
     assert not results.no_answer
+    assert results[0].document.pk == bilingual["leave"].pk
+    # One word of this one ("day") is in a notice, none of the others in any passage the employee
+    # may read: that one accidental match is a small share of the question (the BM25 bound counts
+    # the unknown words too), so it neither outranks the Chinese policy nor gets it cut.
+    results = search(employee, "How many days of paid annual leave do employees get?")
+    assert not results.no_answer, (results.relevance, results.threshold)
     assert results[0].document.pk == bilingual["leave"].pk
 
 
@@ -228,8 +232,15 @@ def test_an_english_passage_sharing_a_number_does_not_push_out_the_right_chinese
     # BM25 found the English notice by its number alone, and ranks it first among its own hits.
     assert by_document[notice.pk].retrievers["bm25"].rank == 1
 
-    # One BM25 weight for every candidate (as before): the number pushes the right hit down.
+    # One BM25 weight for every candidate and a bound of the known words only (as before): the
+    # number is all of the question BM25 can match, so it pushes the right hit down.
     same = settings_for([kb])["weights"]["bm25"]
-    kb.retrieval_settings = {"bm25_weight_cross_language": None, "weights": {"bm25": same, "dense": 1.0}}
+    kb.retrieval_settings = {"bm25_weight_cross_language": None, "weights": {"bm25": same, "dense": 1.0},
+                             "bm25_bound_unknown": False}
     kb.save(update_fields=["retrieval_settings"])
     assert search(employee, question, knowledge_bases=[kb])[0].document.pk == notice.pk
+    # Either fix alone keeps the right hit first: the weight per candidate's language (above), or
+    # the bound that counts the question's words no passage holds (the number is then a small part).
+    kb.retrieval_settings = {"bm25_weight_cross_language": None, "weights": {"bm25": same, "dense": 1.0}}
+    kb.save(update_fields=["retrieval_settings"])
+    assert search(employee, question, knowledge_bases=[kb])[0].document.pk == probation.pk

@@ -254,8 +254,11 @@ class Command(BaseCommand):
                                   "held_kb": kbs[1].pk, "model": space.model_path}) + "\n")
             for query, vector, relevant in zip(queries, vectors, gold, strict=True):
                 bm25, dense, bound = search_module.candidate_scores(scope, space, query["question"], vector.tolist(), cfg)
+                # Both bounds, so that the grid can score bm25_bound_unknown either way.
+                bounds = {f"bound_{name}": search_module._bm25_weights(query["question"], {**cfg, "bm25_bound_unknown": flag}, scope)[3]
+                          for name, flag in (("known", False), ("all", True))}
                 out.write(json.dumps({
-                    "question": query["question"], "gold": sorted(relevant), "bound": bound,
+                    "question": query["question"], "gold": sorted(relevant), "bound": bound, **bounds,
                     "unanswerable": any(pid in holdout for pid in query["relevant_ids"]),
                     "bm25": bm25, "dense": dense,
                 }) + "\n")
