@@ -43,6 +43,10 @@ def _choice(*choices: str):
     return check
 
 
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else _("true or false")
+
+
 def _weights(value: Any) -> str | None:
     expected = _("an object {\"bm25\": number, \"dense\": number}, each from 0 to 10")
     if not isinstance(value, dict) or not value or set(value) - {"bm25", "dense"}:
@@ -78,6 +82,7 @@ RETRIEVAL_SETTINGS: dict[str, Any] = {
     "bm25_weight_cross_language": _optional(_range(0, 10)),
     "dense_norm": _choice("floor", "minmax"),
     "bm25_norm": _choice("bound", "max"),
+    "bm25_bound_unknown": _boolean,
     "dense_floor": _range(0, 0.99),
     "dense_min_span": _range(0, 1),
     "rrf_k": _range(1, 1000, integer=True),

@@ -55,6 +55,8 @@ def test_bad_chunk_settings_answer_400_naming_the_field(people, credit, chunk_se
         {"k1": True},
         {"b": 2},
         {"no_answer_thresholds": {"en": 0.5}},
+        {"bm25_bound_unknown": "yes"},
+        {"bm25_bound_unknown": 1},
         {"top_k": 5},
         "hybrid",
     ],
@@ -72,12 +74,14 @@ def test_good_settings_are_saved(people, credit):
     client = login(people["credit_manager"])
     kb = KnowledgeBaseFactory(department=credit)
     good = {
-        "retrieval_settings": {"fusion": "rrf", "weights": {"bm25": 1, "dense": 0}, "no_answer_thresholds": {"en-zh": 0.7}},
+        "retrieval_settings": {"fusion": "rrf", "weights": {"bm25": 1, "dense": 0}, "no_answer_thresholds": {"en-zh": 0.7},
+                               "bm25_bound_unknown": False},
         "chunk_settings": {"chunk_tokens": 256, "overlap_tokens": 0},
     }
     assert _patch(client, f"/api/knowledge-bases/{kb.pk}/", good).status_code == 200
     kb.refresh_from_db()
     assert kb.retrieval_settings["fusion"] == "rrf" and kb.chunk_settings["overlap_tokens"] == 0
+    assert kb.retrieval_settings["bm25_bound_unknown"] is False
 
 
 def test_the_page_shows_a_form_error_for_bad_settings(people, credit):
