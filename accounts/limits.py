@@ -48,7 +48,7 @@ def wait_text(seconds: int) -> str:
 class RateLimited(Exception):
     """A refusal. `retry_after` is whole seconds until the request would be admitted."""
 
-    reason: str  # "rate" | "quota" | "login"
+    reason: str  # "rate" | "quota" (the department's) | "user_quota" (a user in no department) | "login"
     retry_after: int
     limit: int
     retry_at: datetime
@@ -64,6 +64,10 @@ class RateLimited(Exception):
         if self.reason == "quota":
             return gettext(
                 "Your department has used its daily quota of %(limit)s tokens. You may ask again %(when)s (at %(at)s)."
+            ) % {"limit": formats.number_format(self.limit, force_grouping=True), "when": when, "at": at}
+        if self.reason == "user_quota":
+            return gettext(
+                "You have used your daily quota of %(limit)s tokens. You may ask again %(when)s (at %(at)s)."
             ) % {"limit": formats.number_format(self.limit, force_grouping=True), "when": when, "at": at}
         if self.reason == "login":
             return gettext("Too many failed sign-in attempts. You may try again %(when)s.") % {"when": when}
@@ -133,7 +137,8 @@ def _retry(end: datetime, now: datetime) -> int:
 
 
 def charged_department_id(user: Any) -> int | None:
-    """The department a user's chat usage is charged to: their oldest membership (none: no quota)."""
+    """The department a user's chat usage is charged to: their oldest membership (none: the user's
+    own daily quota, CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS)."""
     return (
         Membership.objects.filter(user_id=user.pk)
         .order_by("created_at", "pk")
@@ -159,7 +164,7 @@ def limits_for(user: Any) -> Limits:
     )
     rpm = settings.CHAT_USER_REQUESTS_PER_MINUTE
     if membership is None:
-        return Limits(department_id=None, requests_per_minute=rpm, daily_tokens=0)
+        return Limits(department_id=None, requests_per_minute=rpm, daily_tokens=settings.CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS)
     daily = settings.CHAT_DEPARTMENT_DAILY_TOKENS
     try:
         quota = membership.department.quota
@@ -185,19 +190,27 @@ def department_tokens_today(department_id: int, *, now: datetime | None = None) 
     return int(totals["p"] or 0) + int(totals["c"] or 0)
 
 
+def user_tokens_today_without_department(user_id: int, *, now: datetime | None = None) -> int:
+    """Tokens a user used today while charged to no department."""
+    day = timezone.localdate(now or timezone.now())
+    totals = UsageDay.objects.filter(user_id=user_id, department__isnull=True, day=day).aggregate(
+        p=models.Sum("prompt_tokens"), c=models.Sum("completion_tokens")
+    )
+    return int(totals["p"] or 0) + int(totals["c"] or 0)
+
+
 def chat_request_admit(*, user: Any, now: datetime | None = None) -> Limits:
     """Admit one chat request of `user` or raise RateLimited. The quota is checked before the
     answer and charged after it (usage_record), so one answer may cross it; the next is refused."""
     now = now or timezone.now()
     limits = limits_for(user)
-    quota_used = (
-        limits.daily_tokens
-        and limits.department_id
-        and department_tokens_today(limits.department_id, now=now) >= limits.daily_tokens
-    )
-    if quota_used:
-        retry_at = _next_midnight(now)
-        raise RateLimited("quota", _retry(retry_at, now), limits.daily_tokens, retry_at)
+    if limits.daily_tokens:
+        used = (department_tokens_today(limits.department_id, now=now) if limits.department_id
+                else user_tokens_today_without_department(user.pk, now=now))
+        if used >= limits.daily_tokens:
+            retry_at = _next_midnight(now)
+            reason = "quota" if limits.department_id else "user_quota"
+            raise RateLimited(reason, _retry(retry_at, now), limits.daily_tokens, retry_at)
     if limits.requests_per_minute:
         count, end = counter_hit(f"chat:user:{user.pk}", window_seconds=60, now=now)
         if count > limits.requests_per_minute:

@@ -224,6 +224,7 @@ def usage(request):
         "days": days,
         "day_choices": USAGE_DAYS,
         "default_daily_tokens": settings.CHAT_DEPARTMENT_DAILY_TOKENS,
+        "no_department_daily_tokens": settings.CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS,
         "default_rpm": settings.CHAT_USER_REQUESTS_PER_MINUTE,
         "quota_form": QuotaForm(),
     })

@@ -67,7 +67,7 @@ class OpenAIError(Exception):
 
 
 def _refusal(refusal: limits.RateLimited) -> OpenAIError:
-    code = "insufficient_quota" if refusal.reason == "quota" else "rate_limit_exceeded"
+    code = "insufficient_quota" if refusal.reason in ("quota", "user_quota") else "rate_limit_exceeded"
     return OpenAIError(429, refusal.message, type="rate_limit_error" if code == "rate_limit_exceeded" else code,
                        code=code, headers={"Retry-After": str(refusal.retry_after)})
 

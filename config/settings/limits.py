@@ -7,6 +7,9 @@ from config.env import env_int
 # per day. A department can override both (People & departments → Usage and limits).
 CHAT_USER_REQUESTS_PER_MINUTE = env_int("CHAT_USER_REQUESTS_PER_MINUTE", 20)
 CHAT_DEPARTMENT_DAILY_TOKENS = env_int("CHAT_DEPARTMENT_DAILY_TOKENS", 1_000_000)
+# A user in no department (a company admin without one, someone whose memberships were removed)
+# has no department to charge: this many tokens a day, each.
+CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS = env_int("CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS", 200_000)
 
 # Login form and POST /api/auth/token/: failed attempts per client IP and per username in a window.
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20)

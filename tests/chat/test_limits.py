@@ -101,3 +101,29 @@ def test_usage_of_a_user_without_department_is_kept_apart(people):
     row = UsageDay.objects.get(user=outsider)
     assert row.department is None and (row.requests, row.total_tokens) == (2, 13)
     chat_request_admit(user=outsider)  # no department: no quota
+
+
+def test_a_user_in_no_department_has_a_daily_quota_of_their_own(kb_corpus, people, company_assistant, settings):
+    """Before, a user in no department (a company admin without one, someone whose roles were all
+    removed) chatted without any token limit: there was no department to charge."""
+    settings.CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS = 500
+    outsider, admin = people["outsider"], people["superuser"]
+    usage_record(user=outsider, prompt_tokens=400, completion_tokens=100)
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(outsider)
+    response = client.post("/chat/ask/", {"assistant": company_assistant.pk, "question": QUESTION})
+    assert response.status_code == 429
+    ((kind, data),) = sse_events(response)
+    assert kind == "error" and "500" in data["message"] and "配额" in data["message"]
+    from django.utils import translation
+
+    with pytest.raises(RateLimited) as info:
+        chat_request_admit(user=outsider)
+    with translation.override("en"):
+        assert info.value.reason == "user_quota" and "You have used your daily quota of 500 tokens" in info.value.message
+    # each user has their own: the admin (no department either) is not refused, nor is a department member
+    assert chat_request_admit(user=admin).daily_tokens == 500
+    assert chat_request_admit(user=people["credit_employee"]).department_id is not None
+    # 0 is unlimited
+    settings.CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS = 0
+    assert chat_request_admit(user=outsider).daily_tokens == 0

@@ -143,6 +143,17 @@ def test_department_daily_quota_answers_429_until_midnight(employee_client, comp
     assert not Message.objects.exists()
 
 
+def test_a_user_in_no_department_answers_429_over_their_own_daily_quota(people, kb_corpus, company, key_for,
+                                                                        client_for_key, settings):
+    settings.CHAT_NO_DEPARTMENT_USER_DAILY_TOKENS = 1000
+    usage_record(user=people["outsider"], prompt_tokens=900, completion_tokens=100)
+    with pytest.raises(openai.RateLimitError) as info:
+        client_for_key(key_for(people["outsider"])).chat.completions.create(
+            model=company.name, messages=[{"role": "user", "content": LOANS_QUESTION}])
+    assert info.value.body["code"] == "insufficient_quota" and "your daily quota of 1,000 tokens" in info.value.message
+    assert not Message.objects.exists()
+
+
 def test_no_chunk_citation_title_or_text_from_an_unreadable_kb(people, kb_corpus, company, key_for, client_for_key):
     """Through the default assistant and through one an HR manager configured on the HR knowledge base."""
     hr_assistant = Assistant.objects.create(name="Leave assistant", created_by=people["hr_manager"])
