@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -61,14 +61,11 @@ class RateLimited(Exception):
         """The refusal in the active language, saying when to ask again."""
         when = wait_text(self.retry_after)
         at = formats.time_format(timezone.localtime(self.retry_at), "H:i")
-        if self.reason == "quota":
-            return gettext(
-                "Your department has used its daily quota of %(limit)s tokens. You may ask again %(when)s (at %(at)s)."
-            ) % {"limit": formats.number_format(self.limit, force_grouping=True), "when": when, "at": at}
-        if self.reason == "user_quota":
-            return gettext(
-                "You have used your daily quota of %(limit)s tokens. You may ask again %(when)s (at %(at)s)."
-            ) % {"limit": formats.number_format(self.limit, force_grouping=True), "when": when, "at": at}
+        if self.reason in ("quota", "user_quota"):
+            text = (gettext("Your department has used its daily quota of %(limit)s tokens. You may ask again %(when)s (at %(at)s).")
+                    if self.reason == "quota" else
+                    gettext("You have used your daily quota of %(limit)s tokens. You may ask again %(when)s (at %(at)s)."))
+            return text % {"limit": formats.number_format(self.limit, force_grouping=True), "when": when, "at": at}
         if self.reason == "login":
             return gettext("Too many failed sign-in attempts. You may try again %(when)s.") % {"when": when}
         return ngettext(
@@ -182,20 +179,12 @@ def _next_midnight(now: datetime) -> datetime:
     return timezone.make_aware(datetime.combine(tomorrow, datetime.min.time()), local.tzinfo)
 
 
-def department_tokens_today(department_id: int, *, now: datetime | None = None) -> int:
+def tokens_today(*, department_id: int | None, user_id: int | None = None, now: datetime | None = None) -> int:
+    """Tokens charged today to a department, or (department None) to a user while in no department."""
     day = timezone.localdate(now or timezone.now())
-    totals = UsageDay.objects.filter(department_id=department_id, day=day).aggregate(
-        p=models.Sum("prompt_tokens"), c=models.Sum("completion_tokens")
-    )
-    return int(totals["p"] or 0) + int(totals["c"] or 0)
-
-
-def user_tokens_today_without_department(user_id: int, *, now: datetime | None = None) -> int:
-    """Tokens a user used today while charged to no department."""
-    day = timezone.localdate(now or timezone.now())
-    totals = UsageDay.objects.filter(user_id=user_id, department__isnull=True, day=day).aggregate(
-        p=models.Sum("prompt_tokens"), c=models.Sum("completion_tokens")
-    )
+    rows = (UsageDay.objects.filter(department_id=department_id, day=day) if department_id
+            else UsageDay.objects.filter(department__isnull=True, user_id=user_id, day=day))
+    totals = rows.aggregate(p=models.Sum("prompt_tokens"), c=models.Sum("completion_tokens"))
     return int(totals["p"] or 0) + int(totals["c"] or 0)
 
 
@@ -205,9 +194,7 @@ def chat_request_admit(*, user: Any, now: datetime | None = None) -> Limits:
     now = now or timezone.now()
     limits = limits_for(user)
     if limits.daily_tokens:
-        used = (department_tokens_today(limits.department_id, now=now) if limits.department_id
-                else user_tokens_today_without_department(user.pk, now=now))
-        if used >= limits.daily_tokens:
+        if tokens_today(department_id=limits.department_id, user_id=user.pk, now=now) >= limits.daily_tokens:
             retry_at = _next_midnight(now)
             reason = "quota" if limits.department_id else "user_quota"
             raise RateLimited(reason, _retry(retry_at, now), limits.daily_tokens, retry_at)
