@@ -134,6 +134,11 @@ def user_create(
     return user
 
 
+def user_active_changeable(*, actor: Any, user: User) -> bool:
+    """Beside the policy (company admins): never one's own account, a superuser only by a superuser."""
+    return user.pk != actor.pk and (actor.is_superuser or not user.is_superuser)
+
+
 @transaction.atomic
 def user_set_active(*, actor: Any, user: User, active: bool, ip: str | None = None) -> int:
     """Deactivate an account (someone who left) or reactivate it; company admins only, never their
@@ -144,7 +149,7 @@ def user_set_active(*, actor: Any, user: User, active: bool, ip: str | None = No
         raise PermissionDenied
     if user.pk == actor.pk:
         raise ValidationError(_("You cannot deactivate your own account."))
-    if user.is_superuser and not actor.is_superuser:
+    if not user_active_changeable(actor=actor, user=user):
         raise PermissionDenied
     user = User.objects.select_for_update().get(pk=user.pk)
     revoked = 0

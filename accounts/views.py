@@ -96,12 +96,15 @@ def _require_people_admin(request):
 def _people_context(request, **forms):
     user = request.user
     managed = selectors.managed_departments(user=user)
+    people = list(selectors.people_list(user=user))
+    can_change_users = is_company_admin(user)
     context = {
         "departments": selectors.department_list(user=user),
-        "people": selectors.people_list(user=user),
+        "people": people,
         "can_add_department": department_policy.user_has_permission(user, "add"),
         "can_add_user": user_policy.user_has_permission(user, "add"),
-        "can_change_users": is_company_admin(user),
+        "can_change_users": can_change_users,
+        "changeable_user_ids": {p.pk for p in people if can_change_users and services.user_active_changeable(actor=user, user=p)},
         "department_form": DepartmentForm(prefix="dept"),
         "user_form": UserCreateForm(prefix="user", departments=managed),
         "membership_form": MembershipForm(
