@@ -27,6 +27,12 @@ for _name in ("lorem", "debug", "include", "extends", "block", "load", "csrf_tok
     register.tag(_name, _refused(_name))
 
 
+def _capped(arg, maximum: int, message: str) -> None:
+    """Every number written in a format argument ("10s", "08.3f", "-3") at most `maximum`."""
+    if any(int(number) > maximum for number in re.findall(r"\d+", str(arg))):
+        raise TemplateSyntaxError(message % {"max": maximum})
+
+
 def _width(arg) -> int:
     try:
         width = int(arg)
@@ -54,15 +60,11 @@ def center(value, arg):
 
 @register.filter(is_safe=True)
 def stringformat(value, arg):
-    for number in re.findall(r"\d+", str(arg)):
-        if int(number) > MAX_WIDTH:
-            raise TemplateSyntaxError(_("A width over %(max)d is not allowed in source templates.") % {"max": MAX_WIDTH})
+    _capped(arg, MAX_WIDTH, _("A width over %(max)d is not allowed in source templates."))
     return defaultfilters.stringformat(value, arg)
 
 
 @register.filter(is_safe=True)
 def floatformat(value, arg=-1):
-    for number in re.findall(r"\d+", str(arg)):
-        if int(number) > MAX_DECIMALS:
-            raise TemplateSyntaxError(_("More than %(max)d decimals are not allowed in source templates.") % {"max": MAX_DECIMALS})
+    _capped(arg, MAX_DECIMALS, _("More than %(max)d decimals are not allowed in source templates."))
     return defaultfilters.floatformat(value, arg)

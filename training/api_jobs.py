@@ -35,17 +35,16 @@ def _ts(value) -> int | None:
     return int(value.timestamp()) if value else None
 
 
-def _visible_version(user, pk: int | None) -> int | None:
-    """A model version's id (a parent, the previously active one), or None where `user` may not see
-    that version (then it answers like none; with no user nothing is shown)."""
-    if pk is None or user is None or not selectors.model_version_visible(user=user, pk=pk):
+def _visible_version(request, pk: int | None) -> int | None:
+    """A model version's id (a parent, the previously active one), or None where the requesting user
+    may not see that version (then it answers like none; with no request nothing is shown). The
+    visible ids are read once per request, however many rows of a list name a parent."""
+    if pk is None or request is None:
         return None
-    return pk
-
-
-def _reader(serializer: serializers.Serializer):
-    request = serializer.context.get("request")
-    return request.user if request is not None else None
+    visible = getattr(request, "_visible_model_versions", None)
+    if visible is None:
+        visible = request._visible_model_versions = selectors.model_version_visible_ids(user=request.user)
+    return pk if pk in visible else None
 
 
 class FineTuningJobSerializer(serializers.Serializer):
@@ -68,7 +67,7 @@ class FineTuningJobSerializer(serializers.Serializer):
             "trained_tokens": job.trained_tokens or None,
             "error": {"message": job.error_message} if job.error_message else None,
             "suffix": job.suffix or None,
-            "parent_model_version": _visible_version(_reader(self), job.parent_version_id),
+            "parent_model_version": _visible_version(self.context.get("request"), job.parent_version_id),
             "teacher": job.teacher or None,
             "seed": job.hyperparameters.get("seed"),
             "metrics": job.metrics,
@@ -170,7 +169,7 @@ def checkpoint_json(checkpoint) -> dict:
 
 class ModelVersionSerializer(serializers.Serializer):
     def to_representation(self, version) -> dict:
-        parent = _visible_version(_reader(self), version.parent_id)
+        parent = _visible_version(self.context.get("request"), version.parent_id)
         metadata = dict(version.metadata or {})
         if metadata.get("parent") and parent is None:
             metadata["parent"] = None  # its lineage names a version the reader may not see
@@ -205,7 +204,7 @@ class ModelVersionViewSet(PolicyReadOnlyViewSet):
             raise PermissionDenied(str(exc) or None) from None
         except DjangoValidationError as exc:
             return Response({"detail": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
-        return Response({"active": activation.version_id, "previous": _visible_version(request.user, activation.previous_id),
+        return Response({"active": activation.version_id, "previous": _visible_version(request, activation.previous_id),
                          "gate": services.gate_for(user=request.user, gate=activation.gate)})
 
     @action(detail=False, methods=["post"])
@@ -216,7 +215,7 @@ class ModelVersionViewSet(PolicyReadOnlyViewSet):
             raise PermissionDenied() from None
         except DjangoValidationError as exc:
             return Response({"detail": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
-        return Response({"active": activation.version_id, "previous": _visible_version(request.user, activation.previous_id)})
+        return Response({"active": activation.version_id, "previous": _visible_version(request, activation.previous_id)})
 
     @action(detail=False, methods=["post"])
     def deactivate(self, request):
@@ -224,7 +223,7 @@ class ModelVersionViewSet(PolicyReadOnlyViewSet):
             activation = services.model_version_activate(actor=request.user, version=None, action="model_version_deactivate")
         except DjangoPermissionDenied:
             raise PermissionDenied() from None
-        return Response({"active": None, "previous": _visible_version(request.user, activation.previous_id)})
+        return Response({"active": None, "previous": _visible_version(request, activation.previous_id)})
 
 
 class EvaluationSerializer(serializers.Serializer):

@@ -30,6 +30,11 @@ def model_version_visible(*, user: Any, pk: int | None) -> bool:
     return pk is not None and model_version_policy.instances_user_has_permission_for(user, "view").filter(pk=pk).exists()
 
 
+def model_version_visible_ids(*, user: Any) -> set[int]:
+    """The ids of every model version `user` may see (one query, for a list that names parents)."""
+    return set(model_version_policy.instances_user_has_permission_for(user, "view").values_list("pk", flat=True))
+
+
 def fine_tuning_event_list(*, job: FineTuningJob, after: int = 0, limit: int = 1000) -> list[FineTuningEvent]:
     return list(job.events.filter(id__gt=after).order_by("id")[:limit])
 
