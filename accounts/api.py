@@ -124,6 +124,7 @@ class UserViewSet(PolicyReadOnlyViewSet):
     policy = user_policy
     serializer_class = UserSerializer
     policy_actions = {"deactivate": "change", "reactivate": "change"}
+    actions_without_body = frozenset({"deactivate", "reactivate"})
 
     def refine_queryset(self, queryset):
         return queryset.order_by("username")

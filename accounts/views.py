@@ -3,7 +3,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext as _
@@ -159,7 +159,10 @@ def user_set_active(request, pk):
     """Deactivate or reactivate an account (POST active=0 or 1)."""
     _require_people_admin(request)
     person = user_policy.instance_for_user(request.user, "change", pk)
-    active = request.POST.get("active") == "1"
+    values = request.POST.getlist("active")
+    if values not in (["0"], ["1"]):
+        return HttpResponseBadRequest(_("Say active=0 (deactivate) or active=1 (reactivate)."))
+    active = values == ["1"]
     try:
         revoked = services.user_set_active(actor=request.user, user=person, active=active, ip=client_ip(request))
     except PermissionDenied:

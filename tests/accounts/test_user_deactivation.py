@@ -69,6 +69,10 @@ def test_only_company_admins_change_accounts_and_never_their_own(people, company
     response = admin.post(f"/people/users/{people['superuser'].pk}/active/", {"active": "0"}, follow=True)
     assert "You may not change this account." in response.content.decode()
     assert User.objects.get(pk=company_admin.pk).is_active and User.objects.get(pk=people["superuser"].pk).is_active
+    # anything but active=0 or 1 is a 400 that changes nothing
+    for body in ({}, {"active": "yes"}, {"active": "0" * 10000}, {"active": ["0", "1"]}):
+        assert admin.post(f"/people/users/{people['credit_employee'].pk}/active/", body).status_code == 400, body
+    assert User.objects.get(pk=people["credit_employee"].pk).is_active
     # the page offers the button for others only
     page = admin.get("/people/").content.decode()
     assert 'data-testid="account-credit_employee"' in page and 'data-testid="account-outsider"' not in page
@@ -94,6 +98,10 @@ def test_the_api_deactivates_and_reactivates(people, company_admin):
     assert client.post(f"/api/users/{people['superuser'].pk}/deactivate/").status_code == 403
     for bad in ("999999", "²", "abc", "-1"):
         assert client.post(f"/api/users/{bad}/deactivate/").status_code == 404, bad
+    # these actions take no body: nested JSON or a huge string is a 400 that changes nothing
+    for body in ({"is_active": {"x": [1]}}, {"user": "x" * 100000}, [1, 2]):
+        assert client.post(f"/api/users/{employee.pk}/deactivate/", body, format="json").status_code == 400, body
+    assert User.objects.get(pk=employee.pk).is_active
     other = APIClient()
     other.force_authenticate(people["credit_admin"])
     assert other.post(f"/api/users/{employee.pk}/deactivate/").status_code in (403, 404)

@@ -254,6 +254,10 @@ def test_a_source_whose_creator_left_is_taken_over_by_another_manager(kb, manage
     api.force_authenticate(successor)
     response = api.post(f"/api/sources/{source.pk}/run-as-me/")
     assert response.status_code == 200 and response.json()["created_by"] == "credit_manager_2"
+    for bad in ("999999", "²", "abc"):
+        assert api.post(f"/api/sources/{bad}/run-as-me/").status_code == 404, bad
+    response = api.post(f"/api/sources/{source.pk}/run-as-me/", {"created_by": {"x": ["y" * 100000]}}, format="json")
+    assert response.status_code == 400  # the action takes no body
     hr = APIClient()
     hr.force_authenticate(people["hr_manager"])
     assert hr.post(f"/api/sources/{source.pk}/run-as-me/").status_code == 404
